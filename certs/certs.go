@@ -1,0 +1,148 @@
+// Package certs creates and stores the mesh's certificates: the identity
+// trust anchor, the issuer it signs, and the webhooks' serving pairs. It
+// knows nothing of Kubernetes; build keeps a Bundle in a directory, and
+// apply keeps one in the cluster.
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"time"
+)
+
+// KeyPair is a PEM certificate and its PEM private key.
+type KeyPair struct {
+	CertPEM string
+	KeyPEM  string
+}
+
+// Bundle is the certificate material of one mesh.
+type Bundle struct {
+	// TrustAnchorsPEM is the public trust-anchor bundle.
+	TrustAnchorsPEM string
+	// Anchor is the anchor's own pair; present only when meshctl made it.
+	Anchor *KeyPair
+	// Issuer signs workload certificates (scheme linkerd.io/tls).
+	Issuer *KeyPair
+	// Webhooks holds each webhook Service's serving pair, by Service name.
+	Webhooks map[string]KeyPair
+}
+
+// Lifetimes of generated certificates.
+const (
+	AnchorLifetime  = 10 * 365 * 24 * time.Hour
+	IssuerLifetime  = 365 * 24 * time.Hour
+	WebhookLifetime = 365 * 24 * time.Hour
+)
+
+// Options say what to generate.
+type Options struct {
+	// ControlPlaneNamespace and TrustDomain name the identity certificates.
+	ControlPlaneNamespace string
+	TrustDomain           string
+	// WebhookServices are the Services (in ControlPlaneNamespace) that
+	// serve admission webhooks.
+	WebhookServices []string
+	Now             time.Time
+	Rand            io.Reader
+}
+
+// Generate creates a fresh anchor, an issuer signed by it, and a
+// self-signed serving pair per webhook Service.
+func Generate(o Options) (*Bundle, error) {
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	anchor, anchorKey, err := newCert(o, certSpec{
+		cn: fmt.Sprintf("root.%s.%s", o.ControlPlaneNamespace, o.TrustDomain), ca: true, lifetime: AnchorLifetime,
+	}, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchor: %w", err)
+	}
+	issuer, issuerKey, err := newCert(o, certSpec{
+		cn: fmt.Sprintf("identity.%s.%s", o.ControlPlaneNamespace, o.TrustDomain), ca: true, lifetime: IssuerLifetime,
+	}, anchor, anchorKey)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	b := &Bundle{
+		TrustAnchorsPEM: encodeCert(anchor),
+		Anchor:          &KeyPair{CertPEM: encodeCert(anchor), KeyPEM: encodeKey(anchorKey)},
+		Issuer:          &KeyPair{CertPEM: encodeCert(issuer), KeyPEM: encodeKey(issuerKey)},
+		Webhooks:        map[string]KeyPair{},
+	}
+	for _, svc := range o.WebhookServices {
+		host := fmt.Sprintf("%s.%s.svc", svc, o.ControlPlaneNamespace)
+		c, k, err := newCert(o, certSpec{cn: host, dns: []string{host}, lifetime: WebhookLifetime}, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", svc, err)
+		}
+		b.Webhooks[svc] = KeyPair{CertPEM: encodeCert(c), KeyPEM: encodeKey(k)}
+	}
+	return b, nil
+}
+
+type certSpec struct {
+	cn       string
+	dns      []string
+	ca       bool
+	lifetime time.Duration
+}
+
+// newCert makes an ECDSA P-256 certificate, signed by parent or self-signed.
+func newCert(o Options, s certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), o.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(o.Rand, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: s.cn},
+		DNSNames:              s.dns,
+		NotBefore:             now.Add(-5 * time.Minute), // tolerate clock skew
+		NotAfter:              now.Add(s.lifetime),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	if s.ca {
+		tmpl.IsCA = true
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(o.Rand, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+func encodeCert(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+func encodeKey(k *ecdsa.PrivateKey) string {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		panic(err) // a P-256 key always marshals
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+}

@@ -1,0 +1,39 @@
+package generators
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Encode writes objects as a multi-document YAML stream ("yaml") or as a
+// JSON v1 List ("json"), the forms `kubectl apply -f -` reads.
+func Encode(w io.Writer, objs []Object, format string) error {
+	switch format {
+	case "json":
+		items := make([]any, len(objs))
+		for i, o := range objs {
+			items[i] = o.Object.Object
+		}
+		b, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "yaml":
+		for _, o := range objs {
+			b, err := yaml.Marshal(o.Object.Object)
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.ID(), err)
+			}
+			if _, err := fmt.Fprintf(w, "---\n%s", b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q: use yaml or json", format)
+}

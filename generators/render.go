@@ -1,0 +1,120 @@
+package generators
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/schema"
+)
+
+// Inputs are what a render needs beyond mesh.cue: certificate material that
+// lives in the cluster or in a --certs-dir. With empty Inputs, objects that
+// would hold certificates are left out, and so are the fields derived from
+// them (webhook caBundles, trust-root digests); see README.md.
+type Inputs struct {
+	Certs *certs.Bundle
+}
+
+// trustAnchors returns the anchors PEM the render knows, if any.
+func (in Inputs) trustAnchors(m *schema.Mesh) string {
+	id := m.ControlPlane.Identity
+	if id.TrustAnchor.Source == schema.SourcePEM {
+		return id.TrustAnchor.PEM
+	}
+	if in.Certs != nil {
+		return in.Certs.TrustAnchorsPEM
+	}
+	return ""
+}
+
+func (in Inputs) webhook(svc string) (certs.KeyPair, bool) {
+	if in.Certs == nil {
+		return certs.KeyPair{}, false
+	}
+	kp, ok := in.Certs.Webhooks[svc]
+	return kp, ok && kp.CertPEM != ""
+}
+
+// component renders one part of the mesh.
+type component func(m *schema.Mesh, in Inputs) []Object
+
+// WebhookServices are the control-plane Services whose webhooks need a
+// serving certificate.
+var WebhookServices = []string{"linkerd-proxy-injector", "linkerd-sp-validator", "linkerd-policy-validator"}
+
+// components lists every generator; Render runs them all.
+var components = []component{
+	crds,
+	namespaces,
+	cniPlugin,
+	controlPlane,
+}
+
+// Render expands the mesh into its objects, in the stable order of Sort.
+func Render(m *schema.Mesh, in Inputs) ([]Object, error) {
+	if m == nil {
+		return nil, fmt.Errorf("render: no mesh")
+	}
+	if len(m.Patches) > 0 {
+		return nil, fmt.Errorf("render: patches are declared but not supported yet; remove them")
+	}
+	var objs []Object
+	for _, c := range components {
+		objs = append(objs, c(m, in)...)
+	}
+	seen := map[string]bool{}
+	for _, o := range objs {
+		if ownedOutright(o) {
+			labels := o.Object.GetLabels()
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[LabelManagedBy] = ManagedByMeshctl
+			o.Object.SetLabels(labels)
+		}
+		id := o.Object.GetAPIVersion() + "/" + o.ID()
+		if seen[id] {
+			return nil, fmt.Errorf("render: %s is rendered twice", o.ID())
+		}
+		seen[id] = true
+	}
+	Sort(objs)
+	return objs, nil
+}
+
+// ownedOutright is false for namespaces meshctl only annotates.
+func ownedOutright(o Object) bool {
+	return o.Object.GetKind() != "Namespace" || o.Object.GetAnnotations()[AnnotationPrune] != "disabled"
+}
+
+// Sort orders objects as build prints them: CRDs, then Namespaces, then
+// other cluster-scoped objects, then namespaced ones; each group by kind,
+// namespace and name.
+func Sort(objs []Object) {
+	rank := func(o Object) int {
+		switch {
+		case o.Object.GetKind() == "CustomResourceDefinition":
+			return 0
+		case o.Object.GetKind() == "Namespace":
+			return 1
+		case o.Object.GetNamespace() == "":
+			return 2
+		}
+		return 3
+	}
+	sort.SliceStable(objs, func(i, j int) bool {
+		a, b := objs[i], objs[j]
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra < rb
+		}
+		ak, bk := a.Object.GetKind(), b.Object.GetKind()
+		if ak != bk {
+			return ak < bk
+		}
+		if an, bn := a.Object.GetNamespace(), b.Object.GetNamespace(); an != bn {
+			return an < bn
+		}
+		return a.Object.GetName() < b.Object.GetName()
+	})
+}
