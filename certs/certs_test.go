@@ -1,0 +1,78 @@
+package certs
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func parse(t *testing.T, p string) *x509.Certificate {
+	t.Helper()
+	b, _ := pem.Decode([]byte(p))
+	if b == nil {
+		t.Fatalf("not PEM: %q", p)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var opts = Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local",
+	WebhookServices: []string{"linkerd-proxy-injector"}, Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+
+func TestGenerateChain(t *testing.T) {
+	b, err := Generate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor, issuer := parse(t, b.TrustAnchorsPEM), parse(t, b.Issuer.CertPEM)
+	roots := x509.NewCertPool()
+	roots.AddCert(anchor)
+	if _, err := issuer.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: opts.Now.Add(time.Hour), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("issuer does not chain to the anchor: %v", err)
+	}
+	if !issuer.IsCA || issuer.Subject.CommonName != "identity.linkerd.cluster.local" {
+		t.Errorf("issuer CA %v CN %q", issuer.IsCA, issuer.Subject.CommonName)
+	}
+	wh := parse(t, b.Webhooks["linkerd-proxy-injector"].CertPEM)
+	if err := wh.VerifyHostname("linkerd-proxy-injector.linkerd.svc"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLoadOrCreateNeverRotates: the second call returns the first call's
+// material byte for byte, and keys are private to the user.
+func TestLoadOrCreateNeverRotates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	first, created, err := LoadOrCreate(dir, opts)
+	if err != nil || !created {
+		t.Fatalf("first: created %v, %v", created, err)
+	}
+	second, created, err := LoadOrCreate(dir, opts)
+	if err != nil || created {
+		t.Fatalf("second: created %v, %v", created, err)
+	}
+	if first.Issuer.KeyPEM != second.Issuer.KeyPEM || first.TrustAnchorsPEM != second.TrustAnchorsPEM ||
+		first.Webhooks["linkerd-proxy-injector"] != second.Webhooks["linkerd-proxy-injector"] {
+		t.Error("material changed between runs")
+	}
+	for _, f := range []string{fileAnchorKey, fileIssuerKey, "linkerd-proxy-injector" + webhookSuffix + ".key"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	more := opts
+	more.WebhookServices = append(more.WebhookServices, "linkerd-sp-validator")
+	if _, _, err := LoadOrCreate(dir, more); err == nil {
+		t.Error("a directory missing a webhook pair was accepted")
+	}
+}
