@@ -1,3 +1,12 @@
-// Package apply applies rendered objects to a cluster with server-side
-// apply, keeps an inventory and prunes. It arrives with the apply issue.
+// Package apply makes a cluster match a rendered set of objects.
+//
+// It works in stages, in order, through server-side apply
+// (github.com/fluxcd/pkg/ssa) with the field manager "meshctl"; it records
+// what it applied in an inventory ConfigMap, writing a pending record before
+// it touches anything, so that a run killed halfway is cleaned up by the next;
+// it prunes what left the render, within safety limits; and it diffs the
+// render against the cluster with server-side dry-runs.
+//
+// It knows nothing about Linkerd: callers hand it stages of unstructured
+// objects.
 package apply

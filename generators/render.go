@@ -49,6 +49,7 @@ var components = []component{
 	namespaces,
 	cniPlugin,
 	controlPlane,
+	profiles,
 }
 
 // Render expands the mesh into its objects, in the stable order of Sort.

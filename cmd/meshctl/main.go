@@ -34,6 +34,8 @@ func commands() []command {
 	return []command{
 		{"vet", "Validate mesh.cue against the schema", runVet},
 		{"build", "Render mesh.cue into Kubernetes objects", runBuild},
+		{"diff", "Show what apply would change, against the cluster or another revision", runDiff},
+		{"apply", "Make the cluster match mesh.cue (staged server-side apply, prune)", runApply},
 		{"version", "Print the meshctl version and the Linkerd release it targets", runVersion},
 	}
 }

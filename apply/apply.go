@@ -1,0 +1,413 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/ssa"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Options control one apply.
+type Options struct {
+	// Wait makes each stage wait for its objects to become ready (kstatus)
+	// before the next stage starts. CRDs are always waited for, because
+	// later stages cannot be applied until they are established.
+	Wait bool
+	// Timeout bounds each stage's wait.
+	Timeout time.Duration
+	// DryRun asks the server to dry-run everything; nothing is written.
+	DryRun bool
+	// Prune deletes inventoried objects that the render no longer holds.
+	Prune bool
+	// ForcePrune lifts the empty-render and MaxDeletions guards.
+	ForcePrune bool
+	// MaxDeletions caps how much one run may prune; zero means 50%.
+	MaxDeletions Limit
+	// Force recreates objects whose immutable fields changed.
+	Force bool
+	// Progress receives a line per object and per stage; nil discards.
+	Progress io.Writer
+}
+
+// Limit is a count ("10") or a percentage of the inventory ("50%").
+type Limit struct {
+	Count   int
+	Percent int
+}
+
+// ParseLimit reads "N" or "N%".
+func ParseLimit(s string) (Limit, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 100 {
+			return Limit{}, fmt.Errorf("invalid percentage %q: want 0%%..100%%", s)
+		}
+		return Limit{Percent: n}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return Limit{}, fmt.Errorf("invalid limit %q: want a count like 10 or a percentage like 50%%", s)
+	}
+	return Limit{Count: n}, nil
+}
+
+func (l Limit) String() string {
+	if l.Percent > 0 || l.Count == 0 {
+		return fmt.Sprintf("%d%%", l.percent())
+	}
+	return strconv.Itoa(l.Count)
+}
+
+func (l Limit) percent() int {
+	if l.Percent == 0 && l.Count == 0 {
+		return 50
+	}
+	return l.Percent
+}
+
+func (l Limit) allows(n, total int) bool {
+	if l.Count > 0 && l.Percent == 0 {
+		return n <= l.Count
+	}
+	return n*100 <= l.percent()*total
+}
+
+// ErrPruneRefused is wrapped when a prune guard stops the run.
+var ErrPruneRefused = errors.New("prune refused")
+
+// Apply makes the cluster match set, stage by stage, then prunes.
+//
+// Nothing is written when the prune guards refuse. A pending inventory is
+// recorded before the first new object is created, and the committed one
+// after the last stage, so a run killed halfway is finished by the next.
+func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error) {
+	start := time.Now()
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	res := &Result{DryRun: o.DryRun, Summary: map[Action]int{}}
+	prev, err := c.ReadInventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := refsOf(set)
+	digest, err := Digest(set)
+	if err != nil {
+		return nil, err
+	}
+	candidates := pruneCandidates(prev, next)
+	if o.Prune {
+		if err := checkPrune(prev, next, candidates, o); err != nil {
+			return nil, err
+		}
+	}
+	if !o.DryRun && needPending(prev, next) {
+		pending := &Inventory{Version: set.Version, Objects: prev.all(), Pending: next}
+		if prev != nil {
+			pending.Digest = prev.Digest
+			pending.resourceVersion = prev.resourceVersion
+		}
+		if err := c.writeInventory(ctx, pending); err != nil {
+			return nil, err
+		}
+		prev = pending
+	}
+
+	for _, st := range set.Stages {
+		if err := c.applyStage(ctx, st, o, res); err != nil {
+			res.Duration = time.Since(start)
+			return res, err
+		}
+	}
+
+	keep := candidates
+	if o.Prune && len(candidates) > 0 {
+		if keep, err = c.prune(ctx, candidates, o, res); err != nil {
+			res.Duration = time.Since(start)
+			return res, err
+		}
+	}
+	if !o.DryRun {
+		inv := &Inventory{Version: set.Version, Digest: digest, Objects: append(next, keep...)}
+		if prev != nil {
+			inv.resourceVersion = prev.resourceVersion
+		}
+		if prev == nil || prev.Digest != digest || prev.Version != set.Version || len(prev.Pending) > 0 || !sameRefs(prev.Objects, inv.Objects) {
+			if err := c.writeInventory(ctx, inv); err != nil {
+				return res, err
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// needPending reports whether the run may create objects the inventory
+// does not yet list.
+func needPending(prev *Inventory, next []Ref) bool {
+	if prev == nil {
+		return true
+	}
+	have := refSet(prev.all())
+	for _, r := range next {
+		if _, ok := have[r.key()]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+func checkPrune(prev *Inventory, next, candidates []Ref, o Options) error {
+	if o.ForcePrune || len(candidates) == 0 {
+		return nil
+	}
+	if len(next) == 0 {
+		return fmt.Errorf("%w: the render is empty, and pruning would delete all %d objects in the inventory; check mesh.cue, or pass --force-prune to remove the whole mesh", ErrPruneRefused, len(candidates))
+	}
+	total := len(prev.all())
+	if !o.MaxDeletions.allows(len(candidates), total) {
+		ids := make([]string, 0, 5)
+		for i, r := range candidates {
+			if i == 5 {
+				ids = append(ids, "…")
+				break
+			}
+			ids = append(ids, r.ID())
+		}
+		return fmt.Errorf("%w: this run would delete %d of the %d inventoried objects (%s), more than --max-deletions=%s allows; check mesh.cue, or pass --force-prune",
+			ErrPruneRefused, len(candidates), total, strings.Join(ids, ", "), o.MaxDeletions)
+	}
+	return nil
+}
+
+func (c *Client) ssaOptions(o Options) ssa.ApplyOptions {
+	opts := ssa.DefaultApplyOptions()
+	opts.Force = o.Force
+	opts.ForceSelector = map[string]string{AnnotationForce: "enabled"}
+	opts.WaitInterval = time.Second
+	opts.WaitTimeout = o.Timeout
+	opts.Cleanup = takeover
+	return opts
+}
+
+// takeover is how meshctl adopts objects that `linkerd install | kubectl
+// apply`, Helm or kubectl created: their field managers' fields become
+// meshctl's, so fields meshctl no longer sets are removed by the next
+// apply, and their bookkeeping annotations go. Objects with
+// meshctl.io/prune: disabled (namespaces meshctl does not own) are left
+// with their managers.
+var takeover = ssa.ApplyCleanupOptions{
+	Annotations: []string{
+		"kubectl.kubernetes.io/last-applied-configuration",
+		"meta.helm.sh/release-name",
+		"meta.helm.sh/release-namespace",
+	},
+	FieldManagers: []ssa.FieldManager{
+		{Name: "kubectl-client-side-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
+		{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply, ExactMatch: true},
+		{Name: "helm", OperationType: metav1.ManagedFieldsOperationUpdate},
+		{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
+	},
+	Exclusions: map[string]string{AnnotationPrune: "disabled"},
+}
+
+func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Result) error {
+	if len(st.Objects) == 0 {
+		return nil
+	}
+	began := time.Now()
+	fmt.Fprintf(o.Progress, "stage %s: applying %d objects\n", st.Name, len(st.Objects))
+	objs, err := c.prepare(ctx, st.Objects)
+	if err != nil {
+		return err
+	}
+	entries := make([]Entry, len(objs))
+	if o.DryRun {
+		if err := c.dryRunAll(ctx, st.Name, objs, o, entries); err != nil {
+			return err
+		}
+	} else {
+		cs, err := c.rm.ApplyAll(ctx, objs, c.ssaOptions(o))
+		if err != nil {
+			return explain(st.Name, err)
+		}
+		actions := map[object.ObjMetadata]ssa.Action{}
+		for _, e := range cs.Entries {
+			actions[e.ObjMetadata] = e.Action
+		}
+		for i, u := range objs {
+			entries[i] = entryFor(u, st.Name, Action(actions[object.UnstructuredToObjMetadata(u)]))
+		}
+	}
+	for _, e := range entries {
+		res.add(e)
+		fmt.Fprintln(o.Progress, e)
+	}
+	if o.DryRun {
+		return nil
+	}
+	waitAll := o.Wait
+	var waitFor []*unstructured.Unstructured
+	for _, u := range objs {
+		if waitAll || u.GetKind() == "CustomResourceDefinition" {
+			waitFor = append(waitFor, u)
+		}
+	}
+	if len(waitFor) == 0 {
+		return nil
+	}
+	set := object.UnstructuredSetToObjMetadataSet(waitFor)
+	fmt.Fprintf(o.Progress, "stage %s: waiting for %d objects to become ready (timeout %s)\n", st.Name, len(set), o.Timeout)
+	if err := c.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: o.Timeout}); err != nil {
+		return fmt.Errorf("stage %s: not ready after %s: %w%s", st.Name, o.Timeout, err, c.explainNotReady(ctx, waitFor))
+	}
+	fmt.Fprintf(o.Progress, "stage %s: ready (%s)\n", st.Name, time.Since(began).Round(100*time.Millisecond))
+	return nil
+}
+
+// dryRunAll asks the server what applying each object would do.
+func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructured.Unstructured, o Options, entries []Entry) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, u := range objs {
+		g.Go(func() error {
+			cse, _, _, err := c.rm.Diff(gctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
+			if err != nil {
+				if dependsOnThisRun(err) {
+					entries[i] = entryFor(u, stage, Created)
+					entries[i].Reason = "its namespace or CRD is created by this apply, so the server could not dry-run it"
+					return nil
+				}
+				return explain(stage, err)
+			}
+			entries[i] = entryFor(u, stage, Action(cse.Action))
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// dependsOnThisRun reports a dry-run failure that only means the object's
+// namespace or CRD does not exist yet.
+func dependsOnThisRun(err error) bool {
+	var dre *ssaerrors.DryRunErr
+	if errors.As(err, &dre) {
+		err = dre.Unwrap()
+	}
+	if meta.IsNoMatchError(err) {
+		return true
+	}
+	if apierrors.IsNotFound(err) {
+		var st apierrors.APIStatus
+		if errors.As(err, &st) && st.Status().Details != nil && st.Status().Details.Kind == "namespaces" {
+			return true
+		}
+	}
+	return false
+}
+
+// prepare copies the objects and lets other controllers keep the fields
+// they own: a Deployment's replicas that an autoscaler manages are left
+// out of the payload.
+func (c *Client) prepare(ctx context.Context, in []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	out := make([]*unstructured.Unstructured, len(in))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, u := range in {
+		out[i] = u.DeepCopy()
+		switch u.GetKind() {
+		case "Deployment", "StatefulSet":
+		default:
+			continue
+		}
+		if _, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); !ok {
+			continue
+		}
+		g.Go(func() error {
+			live := &unstructured.Unstructured{}
+			live.SetGroupVersionKind(u.GroupVersionKind())
+			err := c.kube.Get(gctx, client.ObjectKeyFromObject(u), live)
+			if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", ID(u), err)
+			}
+			if owner := replicasOwner(live); owner != "" {
+				mu.Lock()
+				unstructured.RemoveNestedField(out[i].Object, "spec", "replicas")
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// replicasOwner returns the manager that owns spec.replicas when it is a
+// controller other than meshctl (an autoscaler, say) and meshctl no longer
+// owns it. kubectl edits and scales are drift, not ownership, and meshctl
+// takes those back.
+func replicasOwner(live *unstructured.Unstructured) string {
+	owner := ""
+	for _, mf := range live.GetManagedFields() {
+		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
+			continue
+		}
+		if !ownsSpecReplicas(mf.FieldsV1.Raw, mf.Subresource) {
+			continue
+		}
+		if mf.Manager == FieldManager {
+			return ""
+		}
+		if strings.HasPrefix(mf.Manager, "kubectl") {
+			continue
+		}
+		owner = mf.Manager
+	}
+	return owner
+}
+
+func ownsSpecReplicas(raw []byte, subresource string) bool {
+	var f map[string]any
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return false
+	}
+	spec, ok := f["f:spec"].(map[string]any)
+	if !ok {
+		return false
+	}
+	_, ok = spec["f:replicas"]
+	return ok
+}
+
+// explain turns an apply error into one that says what to do.
+func explain(stage string, err error) error {
+	msg := err.Error()
+	switch {
+	case ssaerrors.IsImmutableError(err):
+		return fmt.Errorf("stage %s: %w\n  an immutable field changed; rerun with --force, or annotate the object %s=enabled in mesh.cue, to delete and recreate it", stage, err, AnnotationForce)
+	case strings.Contains(msg, "failed calling webhook"):
+		return fmt.Errorf("stage %s: %w\n  the admission webhook is unreachable (its Service has no ready endpoints). With failurePolicy Fail (HA) the API server rejects what the webhook guards until the control plane runs; check the control plane's pods", stage, err)
+	}
+	return fmt.Errorf("stage %s: %w", stage, err)
+}

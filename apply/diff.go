@@ -1,0 +1,339 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/pmezard/go-difflib/difflib"
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// ObjectDiff is one object's change.
+type ObjectDiff struct {
+	Entry
+	// Diff is a unified diff of the object's YAML, live against merged;
+	// Secret values are masked and server-managed fields left out.
+	Diff string `json:"diff,omitempty"`
+
+	before, after map[string]any
+}
+
+// Before and After are the cleaned, masked objects (nil when absent).
+func (d *ObjectDiff) Before() map[string]any { return d.before }
+func (d *ObjectDiff) After() map[string]any  { return d.after }
+
+// DiffResult is what would change.
+type DiffResult struct {
+	Objects []ObjectDiff `json:"objects"`
+	// Meanings are one-line readings of the changes that matter most.
+	Meanings []string       `json:"meanings,omitempty"`
+	Summary  map[Action]int `json:"summary"`
+}
+
+// Changed reports whether anything differs.
+func (r *DiffResult) Changed() bool {
+	for _, o := range r.Objects {
+		if o.Action != Unchanged && o.Action != Skipped {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *DiffResult) add(d ObjectDiff) {
+	r.Objects = append(r.Objects, d)
+	if r.Summary == nil {
+		r.Summary = map[Action]int{}
+	}
+	r.Summary[d.Action]++
+}
+
+// DiffOptions control a diff.
+type DiffOptions struct {
+	// Force: immutable-field changes count as a recreate, not an error.
+	Force bool
+}
+
+// Diff server-side dry-runs every object of set and compares the result
+// with the live object; objects the inventory holds but set lacks are
+// listed as deleted.
+func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult, error) {
+	prev, err := c.ReadInventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &DiffResult{Summary: map[Action]int{}}
+	for _, st := range set.Stages {
+		objs, err := c.prepare(ctx, st.Objects)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ObjectDiff, len(objs))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for i, u := range objs {
+			g.Go(func() error {
+				d, err := c.diffOne(gctx, st.Name, u, o)
+				out[i] = d
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		for _, d := range out {
+			res.add(d)
+		}
+	}
+	cands := pruneCandidates(prev, refsOf(set))
+	pruning := refSet(cands)
+	for _, r := range cands {
+		live := r.object()
+		err := c.kube.Get(ctx, client.ObjectKeyFromObject(live), live)
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", r.ID(), err)
+		}
+		d := ObjectDiff{Entry: entryFor(live, "prune", Deleted)}
+		var why string
+		switch {
+		case live.GetAnnotations()[AnnotationPrune] == "disabled":
+			why = AnnotationPrune + ": disabled; would no longer be managed"
+		case pruneRank(r) == 3:
+			why, err = c.namespaceInUse(ctx, r.Name, pruning)
+		case pruneRank(r) == 2:
+			why, err = c.crdInUse(ctx, live, pruning)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if why != "" {
+			d.Action, d.Reason = Skipped, why
+		} else {
+			d.setTexts(live.Object, nil)
+		}
+		res.add(d)
+	}
+	return res, nil
+}
+
+func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unstructured, o DiffOptions) (ObjectDiff, error) {
+	d := ObjectDiff{Entry: entryFor(u, stage, Unchanged)}
+	cse, live, merged, err := c.rm.Diff(ctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
+	if err != nil {
+		if dependsOnThisRun(err) {
+			d.Action = Created
+			d.setTexts(nil, u.Object)
+			return d, nil
+		}
+		return d, explain(stage, err)
+	}
+	d.Action = Action(cse.Action)
+	switch d.Action {
+	case Created:
+		d.setTexts(nil, u.Object)
+	case Configured:
+		if live == nil || merged == nil {
+			// Force: the object would be deleted and recreated.
+			d.Reason = "immutable field changed; would be recreated"
+			d.setTexts(nil, u.Object)
+			break
+		}
+		d.setTexts(live.Object, merged.Object)
+	}
+	return d, nil
+}
+
+// setTexts cleans and masks both sides and computes the unified diff.
+func (d *ObjectDiff) setTexts(before, after map[string]any) {
+	d.before, d.after = clean(before), clean(after)
+	if d.Kind == "Secret" && d.APIVersion == "v1" {
+		maskSecrets(d.before, d.after)
+	}
+	d.Diff = unified(d.ID, d.before, d.after)
+}
+
+// clean drops what the server manages, so the diff shows only intent.
+func clean(obj map[string]any) map[string]any {
+	if obj == nil {
+		return nil
+	}
+	u := (&unstructured.Unstructured{Object: obj}).DeepCopy()
+	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
+		unstructured.RemoveNestedField(u.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(u.Object, "status")
+	return u.Object
+}
+
+// maskSecrets replaces every data and stringData value: "***" when both
+// sides agree, "*** (before)" and "*** (after)" when they differ.
+func maskSecrets(before, after map[string]any) {
+	for _, field := range []string{"data", "stringData"} {
+		b, _ := before[field].(map[string]any)
+		a, _ := after[field].(map[string]any)
+		for k, bv := range b {
+			av, ok := a[k]
+			switch {
+			case ok && fmt.Sprint(av) == fmt.Sprint(bv):
+				b[k], a[k] = "***", "***"
+			case ok:
+				b[k], a[k] = "*** (before)", "*** (after)"
+			default:
+				b[k] = "*** (before)"
+			}
+		}
+		for k := range a {
+			if _, ok := b[k]; !ok {
+				a[k] = "*** (after)"
+			}
+		}
+	}
+}
+
+func toYAML(obj map[string]any) []string {
+	if obj == nil {
+		return nil
+	}
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return []string{fmt.Sprintf("# cannot render: %v\n", err)}
+	}
+	return difflib.SplitLines(string(b))
+}
+
+func unified(id string, before, after map[string]any) string {
+	s, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: toYAML(before), B: toYAML(after),
+		FromFile: "live/" + id, ToFile: "merged/" + id,
+		Context: 3,
+	})
+	return s
+}
+
+// CompareSets diffs two renders without a cluster: objects only in old are
+// deleted, only in new created, and in both configured when they differ.
+func CompareSets(old, new Set) *DiffResult {
+	res := &DiffResult{Summary: map[Action]int{}}
+	olds := map[string]*unstructured.Unstructured{}
+	for _, st := range old.Stages {
+		for _, u := range st.Objects {
+			olds[refOf(u).key()] = u
+		}
+	}
+	seen := map[string]bool{}
+	for _, st := range new.Stages {
+		for _, u := range st.Objects {
+			k := refOf(u).key()
+			seen[k] = true
+			d := ObjectDiff{Entry: entryFor(u, st.Name, Unchanged)}
+			if o, ok := olds[k]; !ok {
+				d.Action = Created
+				d.setTexts(nil, u.Object)
+			} else {
+				d.setTexts(o.Object, u.Object)
+				if d.Diff != "" {
+					d.Action = Configured
+				} else {
+					d.before, d.after = nil, nil
+				}
+			}
+			res.add(d)
+		}
+	}
+	var gone []string
+	for k := range olds {
+		if !seen[k] {
+			gone = append(gone, k)
+		}
+	}
+	sort.Strings(gone)
+	for _, k := range gone {
+		u := olds[k]
+		d := ObjectDiff{Entry: entryFor(u, "prune", Deleted)}
+		d.setTexts(u.Object, nil)
+		res.add(d)
+	}
+	return res
+}
+
+// WriteText prints each change as a unified diff, then a summary.
+func (r *DiffResult) WriteText(w interface{ Write([]byte) (int, error) }) {
+	for _, m := range r.Meanings {
+		fmt.Fprintf(w, "# %s\n", m)
+	}
+	for _, o := range r.Objects {
+		switch o.Action {
+		case Unchanged:
+			continue
+		case Skipped:
+			fmt.Fprintf(w, "%s %s (%s)\n", o.ID, o.Action, o.Reason)
+			continue
+		}
+		if o.Diff != "" {
+			fmt.Fprint(w, o.Diff)
+		}
+		if o.Reason != "" {
+			fmt.Fprintf(w, "# %s: %s\n", o.ID, o.Reason)
+		}
+	}
+	fmt.Fprintf(w, "%s\n", r.SummaryLine())
+}
+
+// SummaryLine counts the changes.
+func (r *DiffResult) SummaryLine() string {
+	parts := []string{}
+	for _, a := range []Action{Created, Configured, Deleted, Unchanged, Skipped} {
+		if n := r.Summary[a]; n > 0 || a != Skipped {
+			parts = append(parts, fmt.Sprintf("%d %s", n, map[Action]string{Created: "to create", Configured: "to configure", Deleted: "to delete", Unchanged: "unchanged", Skipped: "kept"}[a]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// WriteMarkdown prints a summary ready to paste into a pull request.
+func (r *DiffResult) WriteMarkdown(w interface{ Write([]byte) (int, error) }) {
+	fmt.Fprintf(w, "### meshctl diff\n\n")
+	if !r.Changed() {
+		fmt.Fprintf(w, "No changes: the cluster matches mesh.cue (%d objects).\n", r.Summary[Unchanged])
+		return
+	}
+	for _, m := range r.Meanings {
+		fmt.Fprintf(w, "- **%s**\n", m)
+	}
+	if len(r.Meanings) > 0 {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%s.\n\n| | object | |\n|---|---|---|\n", r.SummaryLine())
+	sym := map[Action]string{Created: "+", Configured: "~", Deleted: "-", Skipped: "="}
+	for _, o := range r.Objects {
+		if o.Action == Unchanged {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | `%s` | %s%s |\n", sym[o.Action], o.ID, o.Action, suffix(o.Reason))
+	}
+	fmt.Fprintf(w, "\n<details><summary>Full diff</summary>\n\n```diff\n")
+	for _, o := range r.Objects {
+		if o.Action != Unchanged && o.Diff != "" {
+			fmt.Fprint(w, o.Diff)
+		}
+	}
+	fmt.Fprintf(w, "```\n\n</details>\n")
+}
+
+func suffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}

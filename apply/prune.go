@@ -1,0 +1,194 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// pruneRank orders deletions: namespaced objects first, then cluster-scoped
+// ones, then CRDs, then Namespaces, so containers go last.
+func pruneRank(r Ref) int {
+	switch {
+	case r.Kind == "Namespace" && r.APIVersion == "v1":
+		return 3
+	case r.Kind == "CustomResourceDefinition":
+		return 2
+	case r.Namespace == "":
+		return 1
+	}
+	return 0
+}
+
+// prune deletes the candidates, in order, within the safety rules, and
+// returns those that must stay in the inventory (kept because they still
+// hold foreign objects, or because deleting them failed).
+func (c *Client) prune(ctx context.Context, cands []Ref, o Options, res *Result) ([]Ref, error) {
+	sorted := append([]Ref(nil), cands...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if a, b := pruneRank(sorted[i]), pruneRank(sorted[j]); a != b {
+			return a < b
+		}
+		return sorted[i].key() < sorted[j].key()
+	})
+	pruning := refSet(cands)
+	var keep []Ref
+	for _, r := range sorted {
+		live := r.object()
+		err := c.kube.Get(ctx, client.ObjectKeyFromObject(live), live)
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			continue // already gone
+		}
+		if err != nil {
+			return keep, fmt.Errorf("prune: reading %s: %w", r.ID(), err)
+		}
+		e := entryFor(live, "prune", Deleted)
+		if live.GetAnnotations()[AnnotationPrune] == "disabled" {
+			e.Action, e.Reason = Skipped, AnnotationPrune+": disabled; no longer managed"
+			res.add(e)
+			fmt.Fprintln(o.Progress, e)
+			continue
+		}
+		var why string
+		switch pruneRank(r) {
+		case 3:
+			why, err = c.namespaceInUse(ctx, r.Name, pruning)
+		case 2:
+			why, err = c.crdInUse(ctx, live, pruning)
+		}
+		if err != nil {
+			return keep, fmt.Errorf("prune: checking %s: %w", r.ID(), err)
+		}
+		if why != "" {
+			e.Action, e.Reason = Skipped, "kept: "+why
+			res.add(e)
+			fmt.Fprintln(o.Progress, e)
+			keep = append(keep, r)
+			continue
+		}
+		if !o.DryRun {
+			if err := c.kube.Delete(ctx, live, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
+				return append(keep, r), fmt.Errorf("prune: deleting %s: %w", r.ID(), err)
+			}
+		}
+		res.add(e)
+		fmt.Fprintln(o.Progress, e)
+	}
+	return keep, nil
+}
+
+// crdInUse reports custom resources of the CRD that meshctl is not
+// pruning in this run.
+func (c *Client) crdInUse(ctx context.Context, crd *unstructured.Unstructured, pruning map[string]Ref) (string, error) {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	version := ""
+	for _, v := range versions {
+		vm, _ := v.(map[string]any)
+		if served, _ := vm["served"].(bool); served {
+			version, _ = vm["name"].(string)
+			if storage, _ := vm["storage"].(bool); storage {
+				break
+			}
+		}
+	}
+	if version == "" {
+		return "", nil
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: version, Kind: kind + "List"})
+	if err := c.kube.List(ctx, list); err != nil {
+		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		return "", err
+	}
+	return foreign(list.Items, pruning, kind), nil
+}
+
+// namespaceInUse reports objects in the namespace that meshctl does not
+// manage: deleting the namespace would delete them too.
+func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[string]Ref) (string, error) {
+	lists, err := c.disco.ServerPreferredNamespacedResources()
+	if err != nil && len(lists) == 0 {
+		return "", err
+	}
+	var items []unstructured.Unstructured
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") || ignoredKind(gv.Group, r.Kind) {
+				continue
+			}
+			list := &unstructured.UnstructuredList{}
+			list.SetGroupVersionKind(gv.WithKind(r.Kind + "List"))
+			if err := c.kube.List(ctx, list, client.InNamespace(ns)); err != nil {
+				continue
+			}
+			items = append(items, list.Items...)
+		}
+	}
+	return foreign(items, pruning, ""), nil
+}
+
+func hasVerb(verbs []string, v string) bool {
+	for _, x := range verbs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// ignoredKind lists kinds that controllers make and clean up themselves.
+func ignoredKind(group, kind string) bool {
+	switch {
+	case kind == "Event", kind == "Endpoints" && group == "":
+		return true
+	}
+	return false
+}
+
+// foreign describes the items that are neither being pruned, nor made by a
+// controller (owner references), nor made by Kubernetes in every namespace.
+func foreign(items []unstructured.Unstructured, pruning map[string]Ref, kind string) string {
+	var ids []string
+	for i := range items {
+		u := &items[i]
+		if _, ok := pruning[refOf(u).key()]; ok {
+			continue
+		}
+		if len(u.GetOwnerReferences()) > 0 {
+			continue
+		}
+		if (u.GetKind() == "ServiceAccount" && u.GetName() == "default") ||
+			(u.GetKind() == "ConfigMap" && u.GetName() == "kube-root-ca.crt") {
+			continue
+		}
+		ids = append(ids, ID(u))
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	sort.Strings(ids)
+	n := len(ids)
+	if len(ids) > 3 {
+		ids = append(ids[:3], "…")
+	}
+	what := "objects"
+	if kind != "" {
+		what = kind + " objects"
+	}
+	return fmt.Sprintf("still holds %d %s meshctl does not manage (%s)", n, what, strings.Join(ids, ", "))
+}

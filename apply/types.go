@@ -1,0 +1,175 @@
+package apply
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Labels and annotations apply honours.
+const (
+	// FieldManager owns every field meshctl sets.
+	FieldManager = "meshctl"
+	// LabelManagedBy marks objects meshctl owns outright.
+	LabelManagedBy   = "app.kubernetes.io/managed-by"
+	ManagedByMeshctl = "meshctl"
+	// AnnotationPrune: "disabled" keeps an object off the prune list.
+	AnnotationPrune = "meshctl.io/prune"
+	// AnnotationForce: "enabled" allows delete-and-recreate when an
+	// immutable field changes.
+	AnnotationForce = "meshctl.io/force"
+	// DefaultNamespace holds the inventory and meshctl's own state.
+	DefaultNamespace = "meshctl"
+)
+
+// Stage is a group of objects applied together. Stages are applied in
+// order; with Wait, each must be ready before the next starts.
+type Stage struct {
+	Name    string
+	Objects []*unstructured.Unstructured
+}
+
+// Set is everything one render asks for.
+type Set struct {
+	Stages []Stage
+	// Version is the meshctl version, recorded in the inventory.
+	Version string
+}
+
+func (s Set) count() int {
+	n := 0
+	for _, st := range s.Stages {
+		n += len(st.Objects)
+	}
+	return n
+}
+
+// Action is what happened, or would happen, to one object.
+type Action string
+
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Deleted    Action = "deleted"
+	Skipped    Action = "skipped"
+)
+
+// Entry is one object's line in a result.
+type Entry struct {
+	ID         string `json:"id"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+	Stage      string `json:"stage,omitempty"`
+	Action     Action `json:"action"`
+	// Reason says why an object was skipped or kept.
+	Reason string `json:"reason,omitempty"`
+}
+
+func (e Entry) String() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s %s (%s)", e.ID, e.Action, e.Reason)
+	}
+	return fmt.Sprintf("%s %s", e.ID, e.Action)
+}
+
+// Result is the change set of one apply.
+type Result struct {
+	DryRun  bool           `json:"dryRun"`
+	Entries []Entry        `json:"entries"`
+	Summary map[Action]int `json:"summary"`
+	// Writes counts the objects created, configured or deleted.
+	Writes   int           `json:"writes"`
+	Duration time.Duration `json:"durationNanos"`
+}
+
+func (r *Result) add(e Entry) {
+	r.Entries = append(r.Entries, e)
+	if r.Summary == nil {
+		r.Summary = map[Action]int{}
+	}
+	r.Summary[e.Action]++
+	switch e.Action {
+	case Created, Configured, Deleted:
+		r.Writes++
+	}
+}
+
+// SummaryLine is the one-line summary printed after the entries.
+func (r *Result) SummaryLine() string {
+	order := []Action{Created, Configured, Unchanged, Deleted, Skipped}
+	s := ""
+	for _, a := range order {
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d %s", r.Summary[a], a)
+	}
+	return s
+}
+
+// ID is an object's identity in output and in the inventory: Kind/ns/name,
+// or Kind/name for cluster-scoped objects.
+func ID(u *unstructured.Unstructured) string {
+	if u.GetNamespace() == "" {
+		return u.GetKind() + "/" + u.GetName()
+	}
+	return u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+}
+
+func entryFor(u *unstructured.Unstructured, stage string, a Action) Entry {
+	return Entry{ID: ID(u), APIVersion: u.GetAPIVersion(), Kind: u.GetKind(),
+		Namespace: u.GetNamespace(), Name: u.GetName(), Stage: stage, Action: a}
+}
+
+// Ref names an object in the inventory.
+type Ref struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+}
+
+func refOf(u *unstructured.Unstructured) Ref {
+	return Ref{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// key identifies a Ref regardless of its API version.
+func (r Ref) key() string {
+	return groupOf(r.APIVersion) + "|" + r.Kind + "|" + r.Namespace + "|" + r.Name
+}
+
+// ID is the Ref's Kind/ns/name.
+func (r Ref) ID() string {
+	if r.Namespace == "" {
+		return r.Kind + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+func (r Ref) object() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(r.APIVersion)
+	u.SetKind(r.Kind)
+	u.SetNamespace(r.Namespace)
+	u.SetName(r.Name)
+	return u
+}
+
+func groupOf(apiVersion string) string {
+	for i := 0; i < len(apiVersion); i++ {
+		if apiVersion[i] == '/' {
+			return apiVersion[:i]
+		}
+	}
+	return ""
+}
+
+// sortRefs orders refs for stable storage and output.
+func sortRefs(rs []Ref) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].key() < rs[j].key() })
+}

@@ -1,0 +1,112 @@
+// Package plan turns mesh.cue into what apply consumes: it loads the mesh,
+// fetches or creates the certificates the render needs, renders, and groups
+// the objects into apply stages. It is the glue between schema, generators,
+// certs and apply, so that cmd stays thin.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/schema"
+)
+
+// CertificatesSecret holds, in the meshctl namespace, the certificates
+// meshctl generated: the trust anchor and its key, the issuer, and the
+// webhooks' serving pairs. It is created once and never rewritten.
+const CertificatesSecret = "meshctl-certificates"
+
+// Stages groups rendered objects into apply stages, in order.
+func Stages(objs []generators.Object, version string) apply.Set {
+	set := apply.Set{Version: version}
+	for _, o := range objs {
+		name := o.Stage.String()
+		if n := len(set.Stages); n == 0 || set.Stages[n-1].Name != name {
+			set.Stages = append(set.Stages, apply.Stage{Name: name})
+		}
+		st := &set.Stages[len(set.Stages)-1]
+		st.Objects = append(st.Objects, o.Object)
+	}
+	return set
+}
+
+// Offline renders without a cluster and without certificates: the objects
+// that would hold them are left out (see generators.Inputs).
+func Offline(m *schema.Mesh, version string) (apply.Set, error) {
+	objs, err := generators.Render(m, generators.Inputs{})
+	if err != nil {
+		return apply.Set{}, err
+	}
+	return Stages(objs, version), nil
+}
+
+// Cluster is what a render for a cluster needs to know.
+type Cluster struct {
+	Client *apply.Client
+	// DryRun: certificates that do not exist yet are generated in memory
+	// but not stored.
+	DryRun bool
+}
+
+// ForCluster renders m with the certificates the cluster holds, creating
+// them once when they are missing. notes say what was created.
+func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (set apply.Set, notes []string, err error) {
+	bundle, created, err := Certificates(ctx, m, c)
+	if err != nil {
+		return apply.Set{}, nil, err
+	}
+	if created && !c.DryRun {
+		notes = append(notes, fmt.Sprintf("created certificates (trust anchor, issuer, webhook pairs) in secret %s/%s; later runs reuse them", c.Client.Namespace(), CertificatesSecret))
+	}
+	objs, err := generators.Render(m, generators.Inputs{Certs: bundle})
+	if err != nil {
+		return apply.Set{}, nil, err
+	}
+	return Stages(objs, version), notes, nil
+}
+
+// Certificates returns the mesh's certificate material: generated once and
+// kept in the cluster, or taken as it is from a Secret the mesh names.
+func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle, bool, error) {
+	opts := certs.Options{
+		ControlPlaneNamespace: "linkerd",
+		TrustDomain:           m.ControlPlane.Identity.TrustDomain,
+		WebhookServices:       generators.WebhookServices,
+		Now:                   time.Now(),
+	}
+	data, created, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun, func() (map[string][]byte, error) {
+		b, err := certs.Generate(opts)
+		if err != nil {
+			return nil, err
+		}
+		return b.Data(), nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	b, err := certs.FromData(data)
+	if err != nil {
+		return nil, false, fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+	}
+	if err := b.Check(opts); err != nil {
+		return nil, false, fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+	}
+	ta := m.ControlPlane.Identity.TrustAnchor
+	switch ta.Source {
+	case schema.SourceSecret:
+		// The user's anchor, as it is: meshctl holds no key for it, so the
+		// issuer must come from elsewhere (the schema insists).
+		pem, err := c.Client.SecretKey(ctx, ta.SecretRef.Namespace, ta.SecretRef.Name, ta.SecretRef.Key)
+		if err != nil {
+			return nil, false, fmt.Errorf("controlPlane.identity.trustAnchor.secretRef: %w", err)
+		}
+		b.TrustAnchorsPEM, b.Anchor, b.Issuer = string(pem), nil, nil
+	case schema.SourcePEM, schema.SourceExternal:
+		b.TrustAnchorsPEM, b.Anchor, b.Issuer = "", nil, nil
+	}
+	return b, created, nil
+}
