@@ -131,8 +131,9 @@ func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error)
 		prev = pending
 	}
 
+	p := providedBy(set)
 	for _, st := range set.Stages {
-		if err := c.applyStage(ctx, st, o, res); err != nil {
+		if err := c.applyStage(ctx, st, o, res, p); err != nil {
 			res.Duration = time.Since(start)
 			return res, err
 		}
@@ -229,7 +230,7 @@ var takeover = ssa.ApplyCleanupOptions{
 	Exclusions: map[string]string{AnnotationPrune: "disabled"},
 }
 
-func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Result) error {
+func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Result, p provided) error {
 	if len(st.Objects) == 0 {
 		return nil
 	}
@@ -241,7 +242,7 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 	}
 	entries := make([]Entry, len(objs))
 	if o.DryRun {
-		if err := c.dryRunAll(ctx, st.Name, objs, o, entries); err != nil {
+		if err := c.dryRunAll(ctx, st.Name, objs, o, entries, p); err != nil {
 			return err
 		}
 	} else {
@@ -284,14 +285,14 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 }
 
 // dryRunAll asks the server what applying each object would do.
-func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructured.Unstructured, o Options, entries []Entry) error {
+func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructured.Unstructured, o Options, entries []Entry, p provided) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, u := range objs {
 		g.Go(func() error {
 			cse, _, _, err := c.rm.Diff(gctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
 			if err != nil {
-				if dependsOnThisRun(err) {
+				if p.dependsOnThisRun(err, u) {
 					entries[i] = entryFor(u, stage, Created)
 					entries[i].Reason = "its namespace or CRD is created by this apply, so the server could not dry-run it"
 					return nil
@@ -305,20 +306,41 @@ func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructur
 	return g.Wait()
 }
 
+// provided is what a set creates that other objects of the set depend on:
+// namespaces ("ns:<name>") and custom kinds ("kind:<group>/<Kind>").
+type provided map[string]bool
+
+func providedBy(set Set) provided {
+	p := provided{}
+	for _, st := range set.Stages {
+		for _, u := range st.Objects {
+			switch u.GetKind() {
+			case "Namespace":
+				p["ns:"+u.GetName()] = true
+			case "CustomResourceDefinition":
+				group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+				kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+				p["kind:"+group+"/"+kind] = true
+			}
+		}
+	}
+	return p
+}
+
 // dependsOnThisRun reports a dry-run failure that only means the object's
-// namespace or CRD does not exist yet.
-func dependsOnThisRun(err error) bool {
+// namespace or CRD does not exist yet, and that this set creates it.
+func (p provided) dependsOnThisRun(err error, u *unstructured.Unstructured) bool {
 	var dre *ssaerrors.DryRunErr
 	if errors.As(err, &dre) {
 		err = dre.Unwrap()
 	}
 	if meta.IsNoMatchError(err) {
-		return true
+		return p["kind:"+u.GroupVersionKind().Group+"/"+u.GetKind()]
 	}
 	if apierrors.IsNotFound(err) {
 		var st apierrors.APIStatus
 		if errors.As(err, &st) && st.Status().Details != nil && st.Status().Details.Kind == "namespaces" {
-			return true
+			return p["ns:"+u.GetNamespace()]
 		}
 	}
 	return false
@@ -404,6 +426,8 @@ func ownsSpecReplicas(raw []byte, subresource string) bool {
 func explain(stage string, err error) error {
 	msg := err.Error()
 	switch {
+	case meta.IsNoMatchError(err) || strings.Contains(msg, "no matches for kind"):
+		return fmt.Errorf("stage %s: %w\n  the cluster does not serve this kind and mesh.cue does not install it: install its CRDs first (cert-manager's, for a Certificate)", stage, err)
 	case ssaerrors.IsImmutableError(err):
 		return fmt.Errorf("stage %s: %w\n  an immutable field changed; rerun with --force, or annotate the object %s=enabled in mesh.cue, to delete and recreate it", stage, err, AnnotationForce)
 	case strings.Contains(msg, "failed calling webhook"):

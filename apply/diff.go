@@ -71,6 +71,7 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 		return nil, err
 	}
 	res := &DiffResult{Summary: map[Action]int{}}
+	p := providedBy(set)
 	for _, st := range set.Stages {
 		objs, err := c.prepare(ctx, st.Objects)
 		if err != nil {
@@ -81,7 +82,7 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 		g.SetLimit(8)
 		for i, u := range objs {
 			g.Go(func() error {
-				d, err := c.diffOne(gctx, st.Name, u, o)
+				d, err := c.diffOne(gctx, st.Name, u, o, p)
 				out[i] = d
 				return err
 			})
@@ -127,11 +128,11 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 	return res, nil
 }
 
-func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unstructured, o DiffOptions) (ObjectDiff, error) {
+func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unstructured, o DiffOptions, p provided) (ObjectDiff, error) {
 	d := ObjectDiff{Entry: entryFor(u, stage, Unchanged)}
 	cse, live, merged, err := c.rm.Diff(ctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
 	if err != nil {
-		if dependsOnThisRun(err) {
+		if p.dependsOnThisRun(err, u) {
 			d.Action = Created
 			d.setTexts(nil, u.Object)
 			return d, nil

@@ -185,4 +185,3 @@ func sameRefs(a, b []Ref) bool {
 	}
 	return true
 }
-

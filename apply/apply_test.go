@@ -1,0 +1,535 @@
+package apply_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshctl/meshctl/apply"
+)
+
+// env is one test's corner of the shared cluster: its own inventory
+// namespace and its own object namespace, so tests do not see each other.
+type env struct {
+	t    *testing.T
+	ctx  context.Context
+	c    *apply.Client
+	ns   string // where the test's objects live
+	kube client.Client
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	name = strings.TrimRight(name, "-")
+	c, err := apply.New(config(), "inv-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return &env{t: t, ctx: ctx, c: c, ns: name, kube: c.Kube()}
+}
+
+func obj(apiVersion, kind, ns, name string, fields map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	for k, v := range fields {
+		u.Object[k] = v
+	}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetNamespace(ns)
+	u.SetName(name)
+	u.SetLabels(map[string]string{apply.LabelManagedBy: apply.ManagedByMeshctl})
+	return u
+}
+
+func (e *env) namespace() *unstructured.Unstructured {
+	return obj("v1", "Namespace", "", e.ns, nil)
+}
+
+func (e *env) configMap(name, value string) *unstructured.Unstructured {
+	return obj("v1", "ConfigMap", e.ns, name, map[string]any{"data": map[string]any{"k": value}})
+}
+
+func (e *env) secret(name, value string) *unstructured.Unstructured {
+	return obj("v1", "Secret", e.ns, name, map[string]any{"type": "Opaque", "stringData": map[string]any{"password": value}})
+}
+
+func (e *env) deployment(name string, replicas int64) *unstructured.Unstructured {
+	labels := map[string]any{"app": name}
+	return obj("apps/v1", "Deployment", e.ns, name, map[string]any{"spec": map[string]any{
+		"replicas": replicas,
+		"selector": map[string]any{"matchLabels": labels},
+		"template": map[string]any{
+			"metadata": map[string]any{"labels": labels},
+			"spec": map[string]any{"containers": []any{map[string]any{
+				"name": "app", "image": "example.invalid/app:1",
+			}}},
+		},
+	}})
+}
+
+func set(stages ...[]*unstructured.Unstructured) apply.Set {
+	s := apply.Set{Version: "test"}
+	for i, objs := range stages {
+		s.Stages = append(s.Stages, apply.Stage{Name: fmt.Sprintf("s%d", i+1), Objects: objs})
+	}
+	return s
+}
+
+func (e *env) apply(s apply.Set, o apply.Options) *apply.Result {
+	e.t.Helper()
+	o.Prune = true
+	res, err := e.c.Apply(e.ctx, s, o)
+	if err != nil {
+		e.t.Fatalf("apply: %v", err)
+	}
+	return res
+}
+
+func (e *env) diff(s apply.Set) *apply.DiffResult {
+	e.t.Helper()
+	res, err := e.c.Diff(e.ctx, s, apply.DiffOptions{})
+	if err != nil {
+		e.t.Fatalf("diff: %v", err)
+	}
+	return res
+}
+
+func (e *env) get(apiVersion, kind, ns, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	err := e.kube.Get(e.ctx, types.NamespacedName{Namespace: ns, Name: name}, u)
+	return u, err
+}
+
+func actions(r *apply.Result) map[string]apply.Action {
+	m := map[string]apply.Action{}
+	for _, en := range r.Entries {
+		m[en.ID] = en.Action
+	}
+	return m
+}
+
+func diffActions(r *apply.DiffResult) map[string]apply.Action {
+	m := map[string]apply.Action{}
+	for _, o := range r.Objects {
+		m[o.ID] = o.Action
+	}
+	return m
+}
+
+func (e *env) resourceVersions(s apply.Set) map[string]string {
+	rvs := map[string]string{}
+	for _, st := range s.Stages {
+		for _, u := range st.Objects {
+			live, err := e.get(u.GetAPIVersion(), u.GetKind(), u.GetNamespace(), u.GetName())
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			// Controllers keep writing a workload's status, so its
+			// generation (bumped by every spec write) stands in for it.
+			if u.GetKind() == "Deployment" {
+				rvs[apply.ID(u)] = fmt.Sprintf("generation %d", live.GetGeneration())
+				continue
+			}
+			rvs[apply.ID(u)] = live.GetResourceVersion()
+		}
+	}
+	inv, err := e.get("v1", "ConfigMap", e.c.Namespace(), apply.InventoryName)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rvs["inventory"] = inv.GetResourceVersion()
+	return rvs
+}
+
+func TestApplyTwiceWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	s := set([]*unstructured.Unstructured{e.namespace()},
+		[]*unstructured.Unstructured{e.configMap("a", "1"), e.secret("s", "hunter2"), e.deployment("web", 2)})
+	first := e.apply(s, apply.Options{})
+	if first.Summary[apply.Created] != 4 {
+		t.Fatalf("first apply: %v, want 4 created", first.Entries)
+	}
+	before := e.resourceVersions(s)
+	second := e.apply(s, apply.Options{})
+	if second.Writes != 0 || second.Summary[apply.Unchanged] != 4 {
+		t.Fatalf("second apply wrote %d objects: %v", second.Writes, second.Entries)
+	}
+	after := e.resourceVersions(s)
+	for id, rv := range before {
+		if after[id] != rv {
+			t.Errorf("%s: resourceVersion %s → %s on a no-op apply", id, rv, after[id])
+		}
+	}
+	if d := e.diff(s); d.Changed() {
+		t.Errorf("diff after apply reports changes: %v", diffActions(d))
+	}
+}
+
+func TestEditShowsInDiffAndApplyMakesIt(t *testing.T) {
+	e := newEnv(t)
+	s := set([]*unstructured.Unstructured{e.namespace()},
+		[]*unstructured.Unstructured{e.configMap("a", "old"), e.configMap("b", "same")})
+	e.apply(s, apply.Options{})
+
+	s2 := set([]*unstructured.Unstructured{e.namespace()},
+		[]*unstructured.Unstructured{e.configMap("a", "new"), e.configMap("b", "same")})
+	d := e.diff(s2)
+	got := diffActions(d)
+	idA := "ConfigMap/" + e.ns + "/a"
+	if got[idA] != apply.Configured || d.Summary[apply.Configured] != 1 || d.Summary[apply.Unchanged] != 2 {
+		t.Fatalf("diff: %v, want only %s configured", got, idA)
+	}
+	for _, o := range d.Objects {
+		if o.ID == idA && (!strings.Contains(o.Diff, "-  k: old") || !strings.Contains(o.Diff, "+  k: new")) {
+			t.Errorf("diff of %s does not show the change:\n%s", idA, o.Diff)
+		}
+	}
+	res := e.apply(s2, apply.Options{})
+	if actions(res)[idA] != apply.Configured || res.Writes != 1 {
+		t.Fatalf("apply: %v, want exactly %s configured", res.Entries, idA)
+	}
+	live, _ := e.get("v1", "ConfigMap", e.ns, "a")
+	if v, _, _ := unstructured.NestedString(live.Object, "data", "k"); v != "new" {
+		t.Errorf("live data.k = %q, want new", v)
+	}
+}
+
+func TestRemovedObjectIsPrunedAndNothingElse(t *testing.T) {
+	e := newEnv(t)
+	ns := e.namespace()
+	all := []*unstructured.Unstructured{e.configMap("keep1", "x"), e.configMap("keep2", "x"), e.configMap("keep3", "x"), e.configMap("gone", "x")}
+	e.apply(set([]*unstructured.Unstructured{ns}, all), apply.Options{})
+	// An object meshctl never applied, in the same namespace.
+	foreign := e.configMap("foreign", "x")
+	if err := e.kube.Create(e.ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	next := set([]*unstructured.Unstructured{ns}, all[:3])
+	if d := diffActions(e.diff(next)); d["ConfigMap/"+e.ns+"/gone"] != apply.Deleted || len(d) != 5 {
+		t.Errorf("diff: %v, want gone listed as deleted", d)
+	}
+	res := e.apply(next, apply.Options{})
+	if a := actions(res); a["ConfigMap/"+e.ns+"/gone"] != apply.Deleted || res.Summary[apply.Deleted] != 1 {
+		t.Fatalf("apply: %v, want exactly gone deleted", res.Entries)
+	}
+	for _, name := range []string{"keep1", "keep2", "keep3", "foreign"} {
+		if _, err := e.get("v1", "ConfigMap", e.ns, name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := e.get("v1", "ConfigMap", e.ns, "gone"); !apierrors.IsNotFound(err) {
+		t.Errorf("gone still exists: %v", err)
+	}
+	inv, err := e.c.ReadInventory(e.ctx)
+	if err != nil || len(inv.Objects) != 4 || len(inv.Pending) != 0 {
+		t.Errorf("inventory %+v (%v), want 4 committed objects", inv, err)
+	}
+}
+
+func TestOutOfBandEditIsRestored(t *testing.T) {
+	e := newEnv(t)
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.configMap("a", "declared")})
+	e.apply(s, apply.Options{})
+	live, _ := e.get("v1", "ConfigMap", e.ns, "a")
+	unstructured.SetNestedField(live.Object, "edited", "data", "k")
+	if err := e.kube.Update(e.ctx, live, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.diff(s); !d.Changed() {
+		t.Fatal("diff does not see the out-of-band edit")
+	}
+	res := e.apply(s, apply.Options{})
+	if res.Writes != 1 {
+		t.Errorf("apply: %v, want one object configured", res.Entries)
+	}
+	live, _ = e.get("v1", "ConfigMap", e.ns, "a")
+	if v, _, _ := unstructured.NestedString(live.Object, "data", "k"); v != "declared" {
+		t.Errorf("data.k = %q after apply, want declared", v)
+	}
+	if e.diff(s).Changed() {
+		t.Error("diff still reports changes after apply")
+	}
+}
+
+func TestFieldsOfOtherManagersStayTheirs(t *testing.T) {
+	e := newEnv(t)
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.deployment("web", 1)})
+	e.apply(s, apply.Options{})
+
+	// An autoscaler scales through the scale subresource, and another
+	// controller adds a label of its own.
+	scale := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "autoscaling/v1", "kind": "Scale",
+		"metadata": map[string]any{"name": "web", "namespace": e.ns},
+		"spec":     map[string]any{"replicas": int64(4)},
+	}}
+	dep, _ := e.get("apps/v1", "Deployment", e.ns, "web")
+	if err := e.kube.SubResource("scale").Update(e.ctx, dep, client.WithSubResourceBody(scale), client.FieldOwner("horizontal-pod-autoscaler")); err != nil {
+		t.Fatal(err)
+	}
+	patch := []byte(fmt.Sprintf(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q,"labels":{"team":"payments"}}}`, e.ns))
+	if err := e.kube.Patch(e.ctx, dep, client.RawPatch(types.ApplyPatchType, patch), client.FieldOwner("team-controller")); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.diff(s); d.Changed() {
+		t.Errorf("diff reports changes to fields other managers own: %v", diffActions(d))
+	}
+	res := e.apply(s, apply.Options{})
+	if res.Writes != 0 {
+		t.Errorf("apply wrote: %v", res.Entries)
+	}
+	dep, _ = e.get("apps/v1", "Deployment", e.ns, "web")
+	if r, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas"); r != 4 {
+		t.Errorf("replicas = %d, want the autoscaler's 4", r)
+	}
+	if dep.GetLabels()["team"] != "payments" {
+		t.Errorf("labels %v lost the other manager's label", dep.GetLabels())
+	}
+}
+
+func TestSecretsAreMasked(t *testing.T) {
+	e := newEnv(t)
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.secret("db", "first-password")})
+	// Created: the whole object is shown, masked.
+	d := e.diff(s)
+	e.apply(s, apply.Options{})
+	s2 := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.secret("db", "second-password")})
+	d2 := e.diff(s2)
+	if !d2.Changed() {
+		t.Fatal("diff misses the Secret change")
+	}
+	var text strings.Builder
+	d.WriteText(&text)
+	d2.WriteText(&text)
+	d2.WriteMarkdown(&text)
+	out := text.String()
+	for _, leak := range []string{"first-password", "second-password", "Zmlyc3Qtc", "c2Vjb25kLXBhc3N3b3Jk"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("diff output leaks %q:\n%s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "*** (before)") || !strings.Contains(out, "*** (after)") {
+		t.Errorf("diff output does not mark the masked change:\n%s", out)
+	}
+}
+
+func TestEmptyRenderAndMassDeletionRefuse(t *testing.T) {
+	e := newEnv(t)
+	objs := []*unstructured.Unstructured{e.configMap("a", "1"), e.configMap("b", "1"), e.configMap("c", "1")}
+	e.apply(set([]*unstructured.Unstructured{e.namespace()}, objs), apply.Options{})
+	inv, _ := e.c.ReadInventory(e.ctx)
+
+	_, err := e.c.Apply(e.ctx, apply.Set{Version: "test"}, apply.Options{Prune: true})
+	if !errors.Is(err, apply.ErrPruneRefused) || !strings.Contains(err.Error(), "render is empty") {
+		t.Fatalf("empty render: err = %v, want a refusal", err)
+	}
+	// Dropping 3 of 4 inventoried objects is over the default 50%.
+	_, err = e.c.Apply(e.ctx, set([]*unstructured.Unstructured{e.namespace()}), apply.Options{Prune: true})
+	if !errors.Is(err, apply.ErrPruneRefused) || !strings.Contains(err.Error(), "--max-deletions=50%") {
+		t.Fatalf("mass deletion: err = %v, want a refusal", err)
+	}
+	for _, o := range objs {
+		if _, err := e.get("v1", "ConfigMap", e.ns, o.GetName()); err != nil {
+			t.Errorf("%s was touched by a refused run: %v", o.GetName(), err)
+		}
+	}
+	after, _ := e.c.ReadInventory(e.ctx)
+	if len(after.Objects) != len(inv.Objects) || len(after.Pending) != 0 {
+		t.Errorf("a refused run changed the inventory: %+v", after)
+	}
+	// With a higher limit it goes through.
+	lim, _ := apply.ParseLimit("3")
+	res := e.apply(set([]*unstructured.Unstructured{e.namespace()}), apply.Options{MaxDeletions: lim})
+	if res.Summary[apply.Deleted] != 3 {
+		t.Errorf("with --max-deletions=3: %v", res.Entries)
+	}
+}
+
+func TestKilledRunIsCleanedUpByNextRun(t *testing.T) {
+	e := newEnv(t)
+	base := []*unstructured.Unstructured{e.configMap("a", "1"), e.configMap("b", "1")}
+	e.apply(set([]*unstructured.Unstructured{e.namespace()}, base), apply.Options{})
+
+	// A run that adds "half" in stage 2 and dies in stage 3 on an object
+	// the server rejects, as a run killed between stages would.
+	bad := e.configMap("Invalid_Name", "1")
+	_, err := e.c.Apply(e.ctx, set(
+		[]*unstructured.Unstructured{e.namespace()},
+		append(append([]*unstructured.Unstructured{}, base...), e.configMap("half", "1")),
+		[]*unstructured.Unstructured{bad},
+	), apply.Options{Prune: true})
+	if err == nil {
+		t.Fatal("the broken run succeeded")
+	}
+	if _, err := e.get("v1", "ConfigMap", e.ns, "half"); err != nil {
+		t.Fatalf("stage 2 of the broken run did not create half: %v", err)
+	}
+	inv, _ := e.c.ReadInventory(e.ctx)
+	if len(inv.Pending) == 0 {
+		t.Fatalf("the broken run left no pending record: %+v", inv)
+	}
+	// The next run declares the old set: half is cleaned up.
+	res := e.apply(set([]*unstructured.Unstructured{e.namespace()}, base), apply.Options{})
+	if actions(res)["ConfigMap/"+e.ns+"/half"] != apply.Deleted {
+		t.Errorf("next run: %v, want half deleted", res.Entries)
+	}
+	if _, err := e.get("v1", "ConfigMap", e.ns, "half"); !apierrors.IsNotFound(err) {
+		t.Errorf("half survived: %v", err)
+	}
+	inv, _ = e.c.ReadInventory(e.ctx)
+	if len(inv.Pending) != 0 || len(inv.Objects) != 3 {
+		t.Errorf("inventory after cleanup: %+v", inv)
+	}
+}
+
+func TestPruneKeepsAnnotatedAndInUseObjects(t *testing.T) {
+	e := newEnv(t)
+	ns := e.namespace()
+	kept := e.configMap("kept", "1")
+	kept.SetAnnotations(map[string]string{apply.AnnotationPrune: "disabled"})
+	filler := []*unstructured.Unstructured{e.configMap("f1", "1"), e.configMap("f2", "1"), e.configMap("f3", "1"), e.configMap("f4", "1")}
+	e.apply(set([]*unstructured.Unstructured{ns}, append([]*unstructured.Unstructured{kept}, filler...)), apply.Options{})
+	if err := e.kube.Create(e.ctx, e.configMap("users-own", "1")); err != nil {
+		t.Fatal(err)
+	}
+	// Drop the namespace and the annotated object, keep the fillers in
+	// another namespace so the render is not empty.
+	other := obj("v1", "Namespace", "", e.ns+"-b", nil)
+	var moved []*unstructured.Unstructured
+	for _, f := range filler {
+		m := f.DeepCopy()
+		m.SetNamespace(other.GetName())
+		moved = append(moved, m)
+	}
+	res := e.apply(set([]*unstructured.Unstructured{other}, moved), apply.Options{ForcePrune: true})
+	a := actions(res)
+	if a["ConfigMap/"+e.ns+"/kept"] != apply.Skipped || a["Namespace/"+e.ns] != apply.Skipped {
+		t.Fatalf("apply: %v, want the annotated object and the namespace kept", res.Entries)
+	}
+	for _, en := range res.Entries {
+		if en.ID == "Namespace/"+e.ns && !strings.Contains(en.Reason, "ConfigMap/"+e.ns+"/users-own") {
+			t.Errorf("namespace kept without naming what it holds: %q", en.Reason)
+		}
+	}
+	if _, err := e.get("v1", "Namespace", "", e.ns); err != nil {
+		t.Errorf("namespace: %v", err)
+	}
+	live, err := e.get("v1", "Namespace", "", e.ns)
+	if err == nil && live.GetDeletionTimestamp() != nil {
+		t.Error("namespace is being deleted")
+	}
+}
+
+func TestTakeOverKubectlAndHelmObjects(t *testing.T) {
+	e := newEnv(t)
+	if err := e.kube.Create(e.ctx, e.namespace()); err != nil {
+		t.Fatal(err)
+	}
+	old := e.configMap("cfg", "from-helm")
+	old.SetLabels(map[string]string{"helm.sh/chart": "linkerd-control-plane-1.0", apply.LabelManagedBy: "Helm"})
+	old.SetAnnotations(map[string]string{
+		"kubectl.kubernetes.io/last-applied-configuration": `{"data":{"k":"from-helm"}}`,
+		"meta.helm.sh/release-name":                        "linkerd-control-plane",
+	})
+	unstructured.SetNestedField(old.Object, "stale", "data", "removed-key")
+	if err := e.kube.Create(e.ctx, old, client.FieldOwner("helm")); err != nil {
+		t.Fatal(err)
+	}
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.configMap("cfg", "from-meshctl")})
+	e.apply(s, apply.Options{})
+	live, _ := e.get("v1", "ConfigMap", e.ns, "cfg")
+	if _, ok := live.GetLabels()["helm.sh/chart"]; ok {
+		t.Errorf("stale Helm label kept: %v", live.GetLabels())
+	}
+	if live.GetLabels()[apply.LabelManagedBy] != apply.ManagedByMeshctl {
+		t.Errorf("managed-by = %q", live.GetLabels()[apply.LabelManagedBy])
+	}
+	for k := range live.GetAnnotations() {
+		t.Errorf("stale annotation kept: %s", k)
+	}
+	if _, ok, _ := unstructured.NestedString(live.Object, "data", "removed-key"); ok {
+		t.Error("field that only Helm set survived the takeover")
+	}
+	for _, mf := range live.GetManagedFields() {
+		if mf.Manager == "helm" {
+			t.Errorf("helm still manages fields: %+v", mf)
+		}
+	}
+	if res := e.apply(s, apply.Options{}); res.Writes != 0 {
+		t.Errorf("second apply after takeover wrote: %v", res.Entries)
+	}
+}
+
+func TestImmutableFieldNeedsForce(t *testing.T) {
+	e := newEnv(t)
+	sec := func(v string) *unstructured.Unstructured {
+		s := e.secret("frozen", v)
+		s.Object["immutable"] = true
+		return s
+	}
+	e.apply(set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("one")}), apply.Options{})
+	s2 := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("two")})
+	_, err := e.c.Apply(e.ctx, s2, apply.Options{Prune: true})
+	if err == nil || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), apply.AnnotationForce) {
+		t.Fatalf("err = %v, want one that names --force and %s", err, apply.AnnotationForce)
+	}
+	before, _ := e.get("v1", "Secret", e.ns, "frozen")
+	res := e.apply(s2, apply.Options{Force: true})
+	after, _ := e.get("v1", "Secret", e.ns, "frozen")
+	if res.Writes != 1 || before.GetUID() == after.GetUID() {
+		t.Errorf("--force did not recreate: %v (uid %s → %s)", res.Entries, before.GetUID(), after.GetUID())
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.configMap("a", "1")})
+	res := e.apply(s, apply.Options{DryRun: true})
+	if res.Summary[apply.Created] != 2 {
+		t.Errorf("dry run: %v, want 2 created", res.Entries)
+	}
+	if _, err := e.get("v1", "Namespace", "", e.ns); !apierrors.IsNotFound(err) {
+		t.Errorf("dry run created the namespace: %v", err)
+	}
+	if inv, err := e.c.ReadInventory(e.ctx); inv != nil || err != nil {
+		t.Errorf("dry run wrote an inventory: %+v %v", inv, err)
+	}
+}
+
+func TestWaitReportsPendingPods(t *testing.T) {
+	e := newEnv(t)
+	d := e.deployment("spread", 4)
+	spec := d.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	spec["affinity"] = map[string]any{"podAntiAffinity": map[string]any{
+		"requiredDuringSchedulingIgnoredDuringExecution": []any{map[string]any{
+			"labelSelector": map[string]any{"matchLabels": map[string]any{"app": "spread"}},
+			"topologyKey":   "kubernetes.io/hostname",
+		}},
+	}}
+	_, err := e.c.Apply(e.ctx, set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{d}),
+		apply.Options{Prune: true, Wait: true, Timeout: 8 * time.Second})
+	if err == nil {
+		t.Fatal("4 replicas with required anti-affinity on 3 nodes became ready")
+	}
+	for _, want := range []string{"3/4 replicas ready", "Pending", "anti-affinity"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}

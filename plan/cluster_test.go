@@ -1,0 +1,224 @@
+package plan_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/internal/testcluster"
+	"github.com/meshctl/meshctl/plan"
+	"github.com/meshctl/meshctl/schema"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	c, err := testcluster.Start(ctx, testcluster.Options{Full: true, Nodes: 3})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "plan tests need a real cluster: %v\n", err)
+		os.Exit(1)
+	}
+	cluster = c
+	code := m.Run()
+	c.Stop()
+	os.Exit(code)
+}
+
+func load(t *testing.T, path string) *schema.Mesh {
+	t.Helper()
+	m, err := schema.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func applyMesh(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mesh, o apply.Options) (*apply.Result, error) {
+	t.Helper()
+	set, _, err := plan.ForCluster(ctx, m, plan.Cluster{Client: c, DryRun: o.DryRun}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Prune = true
+	return c.Apply(ctx, set, o)
+}
+
+// TestDefaultMeshRollsOut applies the root mesh.cue with --wait: every
+// generated object is accepted, the control plane becomes Available on the
+// fake nodes, a second apply writes nothing and certificates stay as they
+// were.
+func TestDefaultMeshRollsOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := load(t, "../mesh.cue")
+	var progress bytes.Buffer
+	res, err := applyMesh(t, ctx, c, m, apply.Options{Wait: true, Timeout: 2 * time.Minute, Progress: &progress})
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, progress.String())
+	}
+	if res.Summary[apply.Created] < 50 {
+		t.Errorf("created %d objects: %v", res.Summary[apply.Created], res.Entries)
+	}
+	for _, stage := range []string{"crds", "control-plane", "mesh-config"} {
+		if !strings.Contains(progress.String(), "stage "+stage+": ready") {
+			t.Errorf("progress does not report stage %s ready:\n%s", stage, progress.String())
+		}
+	}
+	issuer := func() []byte {
+		s := &corev1.Secret{}
+		if err := c.Kube().Get(ctx, types.NamespacedName{Namespace: "linkerd", Name: "linkerd-identity-issuer"}, s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Data["crt.pem"]
+	}
+	first := issuer()
+	again, err := applyMesh(t, ctx, c, m, apply.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Writes != 0 {
+		t.Errorf("second apply wrote: %v", again.Entries)
+	}
+	if !bytes.Equal(first, issuer()) {
+		t.Error("re-applying rotated the issuer certificate")
+	}
+	if _, created, err := plan.Certificates(ctx, m, plan.Cluster{Client: c}); err != nil || created {
+		t.Errorf("certificates created again (%v, %v)", created, err)
+	}
+	if d, err := c.Diff(ctx, mustSet(t, ctx, c, m), apply.DiffOptions{}); err != nil || d.Changed() {
+		t.Errorf("diff after apply: changed=%v err=%v", d != nil && d.Changed(), err)
+	}
+}
+
+func mustSet(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mesh) apply.Set {
+	set, _, err := plan.ForCluster(ctx, m, plan.Cluster{Client: c, DryRun: true}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// TestEveryExampleIsAccepted server-side dry-runs every example and golden
+// input on top of the applied default mesh: the API server, with the CRDs
+// the render installs, accepts every object.
+func TestEveryExampleIsAccepted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := filepath.Glob("../examples/*.cue")
+	goldens, _ := filepath.Glob("../testdata/golden/*.cue")
+	for _, p := range append(paths, goldens...) {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			m := load(t, p)
+			if ref := m.ControlPlane.Identity.TrustAnchor.SecretRef; ref != nil {
+				trustAnchorSecret(t, ctx, ref)
+			}
+			res, err := applyMesh(t, ctx, c, m, apply.Options{DryRun: true, ForcePrune: true})
+			if err != nil {
+				t.Fatalf("server rejected the render: %v", err)
+			}
+			if len(res.Entries) == 0 {
+				t.Error("nothing dry-run")
+			}
+		})
+	}
+}
+
+// trustAnchorSecret creates the Secret a mesh takes its trust anchor from,
+// as a platform team's PKI would.
+func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef) {
+	b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cert-manager's Certificate kind, as a cluster with cert-manager has it.
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "certificates.cert-manager.io"},
+		"spec": map[string]any{
+			"group": "cert-manager.io", "scope": "Namespaced",
+			"names": map[string]any{"kind": "Certificate", "plural": "certificates", "singular": "certificate", "listKind": "CertificateList"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	kube, err := client.New(cluster.Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion("cert-manager.io/v1")
+		list.SetKind("CertificateList")
+		k, err := client.New(cluster.Config, client.Options{})
+		if err != nil {
+			return false, err
+		}
+		return k.List(ctx, list) == nil, nil
+	})
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ref.Namespace}}
+	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: ref.Namespace},
+		Data: map[string][]byte{ref.Key: []byte(b.TrustAnchorsPEM)}}
+	if _, err := cluster.Client.CoreV1().Secrets(ref.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// TestHAWithTwoNodesSaysWhy cordons a node: HA's required per-host
+// anti-affinity cannot place three replicas on two nodes, and the wait
+// says so.
+func TestHAWithTwoNodesSaysWhy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	node, err := cluster.Client.CoreV1().Nodes().Get(ctx, "node-2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Unschedulable = true
+	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := apply.New(cluster.Config, "ha-two-nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = applyMesh(t, ctx, c, load(t, "../examples/ha.cue"), apply.Options{Wait: true, Timeout: 15 * time.Second})
+	if err == nil {
+		t.Fatal("HA became ready on two schedulable nodes")
+	}
+	for _, want := range []string{"stage control-plane: not ready", "linkerd-destination: 2/3 replicas ready", "Pending", "anti-affinity"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
