@@ -246,13 +246,9 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 			return err
 		}
 	} else {
-		cs, err := c.rm.ApplyAll(ctx, objs, c.ssaOptions(o))
+		actions, err := c.applyAll(ctx, objs, c.ssaOptions(o))
 		if err != nil {
 			return explain(st.Name, err)
-		}
-		actions := map[object.ObjMetadata]ssa.Action{}
-		for _, e := range cs.Entries {
-			actions[e.ObjMetadata] = e.Action
 		}
 		for i, u := range objs {
 			entries[i] = entryFor(u, st.Name, Action(actions[object.UnstructuredToObjMetadata(u)]))
@@ -282,6 +278,63 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 	}
 	fmt.Fprintf(o.Progress, "stage %s: ready (%s)\n", st.Name, time.Since(began).Round(100*time.Millisecond))
 	return nil
+}
+
+// applyShards is how many ApplyAll calls run at once within a stage.
+const applyShards = 4
+
+// applyAll applies a stage's objects. ssa.ApplyAll dry-runs concurrently
+// but writes one object at a time, so the stage is split into shards that
+// apply in parallel. Admission webhook configurations and APIServices go
+// last, on their own, so that they never guard objects of their own stage.
+func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions) (map[object.ObjMetadata]ssa.Action, error) {
+	var shards [applyShards][]*unstructured.Unstructured
+	var last []*unstructured.Unstructured
+	n := 0
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService":
+			last = append(last, u)
+		default:
+			shards[n%applyShards] = append(shards[n%applyShards], u)
+			n++
+		}
+	}
+	actions := map[object.ObjMetadata]ssa.Action{}
+	var mu sync.Mutex
+	record := func(cs *ssa.ChangeSet) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range cs.Entries {
+			actions[e.ObjMetadata] = e.Action
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, shard := range shards {
+		if len(shard) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			cs, err := c.rm.ApplyAll(gctx, shard, opts)
+			if cs != nil {
+				record(cs)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return actions, err
+	}
+	if len(last) > 0 {
+		cs, err := c.rm.ApplyAll(ctx, last, opts)
+		if cs != nil {
+			record(cs)
+		}
+		if err != nil {
+			return actions, err
+		}
+	}
+	return actions, nil
 }
 
 // dryRunAll asks the server what applying each object would do.

@@ -58,8 +58,9 @@ func New(cfg *rest.Config, namespace string) (*Client, error) {
 	}
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS == 0 {
-		// The defaults (5 QPS) make a 1,000-object apply crawl.
-		cfg.QPS, cfg.Burst = 100, 200
+		// client-go's default, 5 QPS, makes a 1,000-object apply crawl;
+		// the API server's own priority and fairness protects it.
+		cfg.QPS, cfg.Burst = 1000, 2000
 	}
 	cfg.UserAgent = "meshctl"
 	httpClient, err := rest.HTTPClientFor(cfg)

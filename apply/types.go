@@ -38,7 +38,8 @@ type Set struct {
 	Version string
 }
 
-func (s Set) count() int {
+// Count is the number of objects in the set.
+func (s Set) Count() int {
 	n := 0
 	for _, st := range s.Stages {
 		n += len(st.Objects)
