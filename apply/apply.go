@@ -44,10 +44,13 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Limit is a count ("10") or a percentage of the inventory ("50%").
+// Limit is a count ("10") or a percentage of the inventory ("50%"). The
+// zero Limit is the default, 50%.
 type Limit struct {
 	Count   int
 	Percent int
+	// IsCount says Count applies; otherwise Percent does (0 meaning 50).
+	IsCount bool
 }
 
 // ParseLimit reads "N" or "N%".
@@ -57,31 +60,34 @@ func ParseLimit(s string) (Limit, error) {
 		if err != nil || n < 0 || n > 100 {
 			return Limit{}, fmt.Errorf("invalid percentage %q: want 0%%..100%%", s)
 		}
+		if n == 0 {
+			return Limit{IsCount: true}, nil
+		}
 		return Limit{Percent: n}, nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		return Limit{}, fmt.Errorf("invalid limit %q: want a count like 10 or a percentage like 50%%", s)
 	}
-	return Limit{Count: n}, nil
+	return Limit{Count: n, IsCount: true}, nil
 }
 
 func (l Limit) String() string {
-	if l.Percent > 0 || l.Count == 0 {
-		return fmt.Sprintf("%d%%", l.percent())
+	if l.IsCount {
+		return strconv.Itoa(l.Count)
 	}
-	return strconv.Itoa(l.Count)
+	return fmt.Sprintf("%d%%", l.percent())
 }
 
 func (l Limit) percent() int {
-	if l.Percent == 0 && l.Count == 0 {
+	if l.Percent == 0 {
 		return 50
 	}
 	return l.Percent
 }
 
 func (l Limit) allows(n, total int) bool {
-	if l.Count > 0 && l.Percent == 0 {
+	if l.IsCount {
 		return n <= l.Count
 	}
 	return n*100 <= l.percent()*total

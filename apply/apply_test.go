@@ -533,3 +533,39 @@ func TestWaitReportsPendingPods(t *testing.T) {
 		}
 	}
 }
+
+func TestUnownedNamespaceIsReleasedNotDeleted(t *testing.T) {
+	e := newEnv(t)
+	// A namespace someone else made; mesh.cue only meshes it.
+	theirs := obj("v1", "Namespace", "", e.ns, nil)
+	theirs.SetLabels(map[string]string{"team": "platform"})
+	if err := e.kube.Create(e.ctx, theirs, client.FieldOwner("platform-team")); err != nil {
+		t.Fatal(err)
+	}
+	meshed := &unstructured.Unstructured{}
+	meshed.SetAPIVersion("v1")
+	meshed.SetKind("Namespace")
+	meshed.SetName(e.ns)
+	meshed.SetAnnotations(map[string]string{"linkerd.io/inject": "enabled", apply.AnnotationPrune: "disabled"})
+	keep := obj("v1", "Namespace", "", e.ns+"-keep", nil)
+	e.apply(set([]*unstructured.Unstructured{meshed, keep}), apply.Options{})
+	live, _ := e.get("v1", "Namespace", "", e.ns)
+	if live.GetAnnotations()["linkerd.io/inject"] != "enabled" || live.GetLabels()["team"] != "platform" {
+		t.Fatalf("namespace not meshed, or the owner's label lost: %v %v", live.GetAnnotations(), live.GetLabels())
+	}
+	// Remove it from the mesh: the namespace stays, meshctl's annotation goes.
+	res := e.apply(set([]*unstructured.Unstructured{keep}), apply.Options{})
+	if a := actions(res)["Namespace/"+e.ns]; a != apply.Configured {
+		t.Fatalf("apply: %v", res.Entries)
+	}
+	live, err := e.get("v1", "Namespace", "", e.ns)
+	if err != nil || live.GetDeletionTimestamp() != nil {
+		t.Fatalf("namespace deleted: %v", err)
+	}
+	if _, ok := live.GetAnnotations()["linkerd.io/inject"]; ok {
+		t.Errorf("inject annotation kept: %v", live.GetAnnotations())
+	}
+	if live.GetLabels()["team"] != "platform" {
+		t.Errorf("the platform team's label was removed: %v", live.GetLabels())
+	}
+}

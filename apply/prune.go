@@ -52,6 +52,14 @@ func (c *Client) prune(ctx context.Context, cands []Ref, o Options, res *Result)
 		e := entryFor(live, "prune", Deleted)
 		if live.GetAnnotations()[AnnotationPrune] == "disabled" {
 			e.Action, e.Reason = Skipped, AnnotationPrune+": disabled; no longer managed"
+			if r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
+				// A namespace meshctl only annotated (inject, say): give
+				// back the fields it set, keep the namespace.
+				if err := c.release(ctx, r, o.DryRun); err != nil {
+					return keep, fmt.Errorf("prune: releasing %s: %w", r.ID(), err)
+				}
+				e.Action, e.Reason = Configured, "not meshctl's: kept, and the fields meshctl set are removed"
+			}
 			res.add(e)
 			fmt.Fprintln(o.Progress, e)
 			continue
@@ -191,4 +199,15 @@ func foreign(items []unstructured.Unstructured, pruning map[string]Ref, kind str
 		what = kind + " objects"
 	}
 	return fmt.Sprintf("still holds %d %s meshctl does not manage (%s)", n, what, strings.Join(ids, ", "))
+}
+
+// release server-side applies an empty configuration as meshctl, which
+// removes every field meshctl owns on the object and nothing else.
+func (c *Client) release(ctx context.Context, r Ref, dryRun bool) error {
+	u := r.object()
+	opts := []client.PatchOption{client.FieldOwner(FieldManager), client.ForceOwnership}
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
+	}
+	return c.kube.Patch(ctx, u, client.Apply, opts...)
 }

@@ -107,11 +107,13 @@ func weights(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// workloadChanges lists replica changes of Deployments, PDBs created or
-// removed, and webhook failure-policy changes.
+// workloadChanges lists replica changes of Deployments and StatefulSets,
+// PDBs created or removed, and webhook failure-policy changes, in that
+// order.
 func workloadChanges(d *apply.DiffResult) []string {
-	var out []string
+	var replicas, policies []string
 	pdbAdded, pdbRemoved := 0, 0
+	policyChange := map[string]int{}
 	for i := range d.Objects {
 		o := &d.Objects[i]
 		switch o.Kind {
@@ -128,7 +130,7 @@ func workloadChanges(d *apply.DiffResult) []string {
 				a = 1
 			}
 			if a != b {
-				out = append(out, fmt.Sprintf("%s replicas %d→%d", o.Name, b, a))
+				replicas = append(replicas, fmt.Sprintf("%s replicas %d→%d", o.Name, b, a))
 			}
 		case "PodDisruptionBudget":
 			switch o.Action {
@@ -141,19 +143,22 @@ func workloadChanges(d *apply.DiffResult) []string {
 			if o.Action != apply.Configured {
 				continue
 			}
-			b, a := failurePolicy(o.Before()), failurePolicy(o.After())
-			if b != a {
-				out = append(out, fmt.Sprintf("%s failurePolicy %s→%s", o.Name, b, a))
+			if b, a := failurePolicy(o.Before()), failurePolicy(o.After()); b != a {
+				policyChange[b+"→"+a]++
 			}
 		}
 	}
+	out := replicas
 	if pdbRemoved > 0 {
 		out = append(out, plural(pdbRemoved, "PDB")+" removed")
 	}
 	if pdbAdded > 0 {
 		out = append(out, plural(pdbAdded, "PDB")+" added")
 	}
-	return out
+	for _, change := range sortedKeys(policyChange) {
+		policies = append(policies, fmt.Sprintf("webhook failurePolicy %s (%s)", change, plural(policyChange[change], "webhook configuration")))
+	}
+	return append(out, policies...)
 }
 
 func failurePolicy(obj map[string]any) string {
