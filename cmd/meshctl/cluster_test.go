@@ -111,9 +111,22 @@ func TestApplyAndDiffCommands(t *testing.T) {
 		t.Fatal("apply did not restore the drift")
 	}
 
+	// Editing mesh.cue: the diff shows exactly that change, apply makes it.
+	edited := writeMesh(t, dir, strings.Replace(booksMesh, `pathRegex: "/books"}`, `pathRegex: "/books", timeout: "250ms"}`, 1))
+	code, out, _ = runCLI("diff", kc, edited)
+	if code != diffChanged || !strings.Contains(out, "+    timeout: 250ms") || !strings.Contains(out, "0 to create, 1 to configure, 0 to delete") ||
+		!strings.Contains(out, "--- live/ServiceProfile/booksapp/books.booksapp.svc.cluster.local") {
+		t.Fatalf("diff of an edited route: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI("apply", kc, edited)
+	if code != exitOK || !strings.Contains(out, "ServiceProfile/booksapp/books.booksapp.svc.cluster.local configured") || !strings.Contains(out, "0 created, 1 configured,") {
+		t.Fatalf("apply of an edited route: exit %d\n%s", code, out)
+	}
+	path = edited
+
 	// Removing a service prunes its profile, and nothing else; with
 	// --max-deletions=0 it is refused first.
-	smaller := writeMesh(t, dir, strings.Replace(booksMesh, `services: "booksapp/authors": routes: [{name: "GET /authors", method: "GET", pathRegex: "/authors"}]`, "", 1))
+	smaller := writeMesh(t, dir, strings.Replace(strings.Replace(booksMesh, `pathRegex: "/books"}`, `pathRegex: "/books", timeout: "250ms"}`, 1), `services: "booksapp/authors": routes: [{name: "GET /authors", method: "GET", pathRegex: "/authors"}]`, "", 1))
 	code, out, _ = runCLI("diff", kc, smaller)
 	if code != diffChanged || !strings.Contains(out, "-kind: ServiceProfile") || !strings.Contains(out, "0 to create, 0 to configure, 1 to delete") {
 		t.Fatalf("diff of a removed service: exit %d\n%s", code, out)
