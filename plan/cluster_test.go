@@ -119,6 +119,46 @@ func mustSet(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mesh)
 	return set
 }
 
+// TestCNIRollsOut switches the applied mesh to the CNI plugin: the
+// linkerd-cni DaemonSet rolls out on every node before the control plane,
+// whose pods then pass PSA "restricted".
+func TestCNIRollsOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := schema.LoadSources(schema.Source{Name: "cni.cue", Data: []byte("cni: enabled: true\nnamespaces: booksapp: {inject: \"enabled\", create: true}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	if _, err := applyMesh(t, ctx, c, m, apply.Options{Wait: true, Timeout: 2 * time.Minute, Progress: &progress, ForcePrune: true}); err != nil {
+		t.Fatalf("apply: %v\n%s", err, progress.String())
+	}
+	out := progress.String()
+	cniReady, cpReady := strings.Index(out, "stage cni: ready"), strings.Index(out, "stage control-plane: ready")
+	if cniReady < 0 || cpReady < cniReady {
+		t.Errorf("the cni stage was not ready before the control plane:\n%s", out)
+	}
+	ds, err := cluster.Client.AppsV1().DaemonSets("linkerd-cni").Get(ctx, "linkerd-cni", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Status.NumberReady != 3 || ds.Status.DesiredNumberScheduled != 3 {
+		t.Errorf("linkerd-cni: %d/%d ready, want one per node", ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+	}
+	ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, "linkerd", metav1.GetOptions{})
+	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("namespace linkerd: %v %v", ns.Labels, err)
+	}
+	dep, err := cluster.Client.AppsV1().Deployments("linkerd").Get(ctx, "linkerd-destination", metav1.GetOptions{})
+	if err != nil || dep.Status.AvailableReplicas != 1 {
+		t.Errorf("linkerd-destination not available under PSA restricted: %+v %v", dep.Status, err)
+	}
+}
+
 // TestEveryExampleIsAccepted server-side dry-runs every example and golden
 // input on top of the applied default mesh: the API server, with the CRDs
 // the render installs, accepts every object.

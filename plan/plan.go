@@ -7,7 +7,10 @@ package plan
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
@@ -20,16 +23,21 @@ import (
 // webhooks' serving pairs. It is created once and never rewritten.
 const CertificatesSecret = "meshctl-certificates"
 
-// Stages groups rendered objects into apply stages, in order.
+// Stages groups rendered objects into apply stages, in stage order; within
+// a stage, objects keep the render's order.
 func Stages(objs []generators.Object, version string) apply.Set {
-	set := apply.Set{Version: version}
+	byStage := map[generators.Stage][]*unstructured.Unstructured{}
+	var order []generators.Stage
 	for _, o := range objs {
-		name := o.Stage.String()
-		if n := len(set.Stages); n == 0 || set.Stages[n-1].Name != name {
-			set.Stages = append(set.Stages, apply.Stage{Name: name})
+		if _, ok := byStage[o.Stage]; !ok {
+			order = append(order, o.Stage)
 		}
-		st := &set.Stages[len(set.Stages)-1]
-		st.Objects = append(st.Objects, o.Object)
+		byStage[o.Stage] = append(byStage[o.Stage], o.Object)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	set := apply.Set{Version: version}
+	for _, st := range order {
+		set.Stages = append(set.Stages, apply.Stage{Name: st.String(), Objects: byStage[st]})
 	}
 	return set
 }
