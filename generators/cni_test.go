@@ -91,7 +91,7 @@ func TestCNIPlugin(t *testing.T) {
 		"incoming-proxy-port": 4143.0, "outgoing-proxy-port": 4140.0, "proxy-uid": 2102.0,
 		"ports-to-redirect": []any{8080.0}, "inbound-ports-to-ignore": []any{"4191", "4190"},
 		"outbound-ports-to-ignore": []any{"443"},
-		"simulate": false, "use-wait-flag": false, "iptables-mode": "nft", "ipv6": false,
+		"simulate":                 false, "use-wait-flag": false, "iptables-mode": "nft", "ipv6": false,
 	}
 	if diff := cmp.Diff(want, conf.Linkerd); diff != "" {
 		t.Errorf("linkerd block (-want +got):\n%s", diff)
