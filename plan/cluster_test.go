@@ -262,3 +262,32 @@ func TestHAWithTwoNodesSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestHAWebhookRejectionIsExplained: with HA, Linkerd's webhooks fail
+// closed. In this cluster their Services never get endpoints (pods have
+// loopback IPs), so the API server rejects the ServiceProfile the
+// sp-validator guards, and meshctl says what that means.
+func TestHAWebhookRejectionIsExplained(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "ha-webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := schema.LoadSources(schema.Source{Name: "ha.cue", Data: []byte(`controlPlane: ha: true
+namespaces: shop: {inject: "enabled", create: true}
+services: "shop/cart": routes: [{name: "GET /cart", method: "GET", pathRegex: "/cart"}]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = applyMesh(t, ctx, c, m, apply.Options{ForcePrune: true})
+	if err == nil {
+		t.Fatal("the API server accepted a ServiceProfile its fail-closed webhook could not check")
+	}
+	for _, want := range []string{"stage mesh-config", "linkerd-sp-validator", "failurePolicy Fail", "admission webhook is unreachable"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
