@@ -3,8 +3,6 @@ package plan_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,19 +25,7 @@ import (
 
 var cluster *testcluster.Cluster
 
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	c, err := testcluster.Start(ctx, testcluster.Options{Full: true, Nodes: 3})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "plan tests need a real cluster: %v\n", err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	c.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
 
 func load(t *testing.T, path string) *schema.Mesh {
 	t.Helper()
