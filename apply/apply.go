@@ -157,7 +157,11 @@ func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error)
 		if prev != nil {
 			inv.resourceVersion = prev.resourceVersion
 		}
-		if prev == nil || prev.Digest != digest || prev.Version != set.Version || len(prev.Pending) > 0 || !sameRefs(prev.Objects, inv.Objects) {
+		// Written when it changed, and whenever this run wrote objects: the
+		// update carries the resourceVersion read at the start, so a run
+		// that raced this one is reported rather than silently undone.
+		if prev == nil || prev.Digest != digest || prev.Version != set.Version || len(prev.Pending) > 0 ||
+			!sameRefs(prev.Objects, inv.Objects) || res.Writes > 0 {
 			if err := c.writeInventory(ctx, inv); err != nil {
 				return res, err
 			}
@@ -460,12 +464,26 @@ func replicasOwner(live *unstructured.Unstructured) string {
 		if mf.Manager == FieldManager {
 			return ""
 		}
-		if strings.HasPrefix(mf.Manager, "kubectl") {
+		if strings.HasPrefix(mf.Manager, "kubectl") || takenOver(mf) {
 			continue
 		}
 		owner = mf.Manager
 	}
 	return owner
+}
+
+// takenOver reports a managed-fields entry that apply's takeover turns
+// into meshctl's (Helm, kubectl client-side apply).
+func takenOver(mf metav1.ManagedFieldsEntry) bool {
+	for _, fm := range takeover.FieldManagers {
+		if mf.Operation != fm.OperationType || mf.Subresource != "" {
+			continue
+		}
+		if mf.Manager == fm.Name || (!fm.ExactMatch && strings.HasPrefix(mf.Manager, fm.Name)) {
+			return true
+		}
+	}
+	return false
 }
 
 func ownsSpecReplicas(raw []byte, subresource string) bool {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -553,7 +554,18 @@ func TestUnownedNamespaceIsReleasedNotDeleted(t *testing.T) {
 	if live.GetAnnotations()["linkerd.io/inject"] != "enabled" || live.GetLabels()["team"] != "platform" {
 		t.Fatalf("namespace not meshed, or the owner's label lost: %v %v", live.GetAnnotations(), live.GetLabels())
 	}
-	// Remove it from the mesh: the namespace stays, meshctl's annotation goes.
+	// Remove it from the mesh: the namespace stays, meshctl's annotation
+	// goes, and diff says so first.
+	d := e.diff(set([]*unstructured.Unstructured{keep}))
+	var nsDiff string
+	for _, o := range d.Objects {
+		if o.ID == "Namespace/"+e.ns {
+			nsDiff = o.Diff
+		}
+	}
+	if diffActions(d)["Namespace/"+e.ns] != apply.Configured || !strings.Contains(nsDiff, "-    linkerd.io/inject: enabled") || strings.Contains(nsDiff, "-    team: platform") {
+		t.Errorf("diff of the release: %v\n%s", diffActions(d), nsDiff)
+	}
 	res := e.apply(set([]*unstructured.Unstructured{keep}), apply.Options{})
 	if a := actions(res)["Namespace/"+e.ns]; a != apply.Configured {
 		t.Fatalf("apply: %v", res.Entries)
@@ -567,5 +579,76 @@ func TestUnownedNamespaceIsReleasedNotDeleted(t *testing.T) {
 	}
 	if live.GetLabels()["team"] != "platform" {
 		t.Errorf("the platform team's label was removed: %v", live.GetLabels())
+	}
+}
+
+func TestHelmReplicasAreTakenOverNotDropped(t *testing.T) {
+	e := newEnv(t)
+	if err := e.kube.Create(e.ctx, e.namespace()); err != nil {
+		t.Fatal(err)
+	}
+	// Helm installed it with 3 replicas; mesh.cue says 3 too.
+	if err := e.kube.Create(e.ctx, e.deployment("web", 3), client.FieldOwner("helm")); err != nil {
+		t.Fatal(err)
+	}
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.deployment("web", 3)})
+	e.apply(s, apply.Options{})
+	dep, _ := e.get("apps/v1", "Deployment", e.ns, "web")
+	if r, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas"); r != 3 {
+		t.Errorf("replicas = %d after taking over Helm's Deployment, want 3", r)
+	}
+	if res := e.apply(s, apply.Options{}); res.Writes != 0 {
+		t.Errorf("second apply after the takeover wrote: %v", res.Entries)
+	}
+}
+
+func TestDiffNeverShowsLastAppliedSecretData(t *testing.T) {
+	e := newEnv(t)
+	if err := e.kube.Create(e.ctx, e.namespace()); err != nil {
+		t.Fatal(err)
+	}
+	old := e.secret("issuer", "old-key-material")
+	old.SetAnnotations(map[string]string{
+		"kubectl.kubernetes.io/last-applied-configuration": `{"stringData":{"password":"old-key-material"}}`,
+		"note": "from linkerd install",
+	})
+	if err := e.kube.Create(e.ctx, old, client.FieldOwner("kubectl-client-side-apply")); err != nil {
+		t.Fatal(err)
+	}
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.secret("issuer", "new-key-material")})
+	var out strings.Builder
+	d := e.diff(s)
+	d.WriteText(&out)
+	d.WriteMarkdown(&out)
+	if !d.Changed() || strings.Contains(out.String(), "key-material") || strings.Contains(out.String(), "a2V5LW1hdGVyaWFs") {
+		t.Errorf("diff (changed=%v) leaks Secret data:\n%s", d.Changed(), out.String())
+	}
+}
+
+func TestCRDWithOwnedCustomResourcesIsKept(t *testing.T) {
+	e := newEnv(t)
+	group := e.ns + ".example.com"
+	crd := obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "widgets."+group, map[string]any{"spec": map[string]any{
+		"group": group, "scope": "Namespaced",
+		"names": map[string]any{"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+		"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+			"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+	}})
+	cm := e.configMap("owner", "x")
+	e.apply(set([]*unstructured.Unstructured{crd, e.namespace()}, []*unstructured.Unstructured{cm}), apply.Options{})
+	owner, _ := e.get("v1", "ConfigMap", e.ns, "owner")
+	// A controller's custom resource, owned by an object of its own.
+	w := obj(group+"/v1", "Widget", e.ns, "w", nil)
+	w.SetLabels(nil)
+	w.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "owner", UID: owner.GetUID()}})
+	if err := e.kube.Create(e.ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	res := e.apply(set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{cm}), apply.Options{ForcePrune: true})
+	if a := actions(res)["CustomResourceDefinition/widgets."+group]; a != apply.Skipped {
+		t.Errorf("CRD: %v, want kept", res.Entries)
+	}
+	if _, err := e.get(group+"/v1", "Widget", e.ns, "w"); err != nil {
+		t.Errorf("the controller's Widget is gone: %v", err)
 	}
 }

@@ -9,10 +9,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/pmezard/go-difflib/difflib"
 	"golang.org/x/sync/errgroup"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 )
 
@@ -97,17 +94,26 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 	cands := pruneCandidates(prev, refsOf(set))
 	pruning := refSet(cands)
 	for _, r := range cands {
-		live := r.object()
-		err := c.kube.Get(ctx, client.ObjectKeyFromObject(live), live)
-		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-			continue
-		}
+		live, err := c.getRef(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", r.ID(), err)
+		}
+		if live == nil {
+			continue
 		}
 		d := ObjectDiff{Entry: entryFor(live, "prune", Deleted)}
 		var why string
 		switch {
+		case live.GetAnnotations()[AnnotationPrune] == "disabled" && r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl:
+			// apply gives back meshctl's fields: show what that removes.
+			released := &unstructured.Unstructured{}
+			if err := c.release(ctx, r, true, released); err != nil {
+				return nil, fmt.Errorf("dry-running the release of %s: %w", r.ID(), err)
+			}
+			d.Action, d.Reason = Configured, "not meshctl's: kept, and the fields meshctl set are removed"
+			d.setTexts(live.Object, released.Object)
+			res.add(d)
+			continue
 		case live.GetAnnotations()[AnnotationPrune] == "disabled":
 			why = AnnotationPrune + ": disabled; would no longer be managed"
 		case pruneRank(r) == 3:
@@ -174,8 +180,18 @@ func clean(obj map[string]any) map[string]any {
 		unstructured.RemoveNestedField(u.Object, "metadata", f)
 	}
 	unstructured.RemoveNestedField(u.Object, "status")
+	// kubectl's copy of the whole object: for a Secret it holds the data,
+	// and apply removes it when it takes the object over.
+	if ann := u.GetAnnotations(); ann != nil {
+		if _, ok := ann[lastApplied]; ok {
+			ann[lastApplied] = "***"
+			u.SetAnnotations(ann)
+		}
+	}
 	return u.Object
 }
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // maskSecrets replaces every data and stringData value: "***" when both
 // sides agree, "*** (before)" and "*** (after)" when they differ.

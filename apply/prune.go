@@ -13,6 +13,38 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// getRef reads an inventoried object, or returns nil when it is gone. When
+// the recorded API version is no longer served, the object is looked up
+// under the version the cluster now prefers for its kind; only when the
+// kind is not served at all is it gone.
+func (c *Client) getRef(ctx context.Context, r Ref) (*unstructured.Unstructured, error) {
+	live := r.object()
+	err := c.kube.Get(ctx, client.ObjectKeyFromObject(live), live)
+	if meta.IsNoMatchError(err) {
+		gv, perr := schema.ParseGroupVersion(r.APIVersion)
+		if perr != nil {
+			return nil, perr
+		}
+		mapping, merr := c.kube.RESTMapper().RESTMapping(schema.GroupKind{Group: gv.Group, Kind: r.Kind})
+		if meta.IsNoMatchError(merr) {
+			return nil, nil
+		}
+		if merr != nil {
+			return nil, merr
+		}
+		live = r.object()
+		live.SetAPIVersion(mapping.GroupVersionKind.GroupVersion().String())
+		err = c.kube.Get(ctx, client.ObjectKeyFromObject(live), live)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return live, nil
+}
+
 // pruneRank orders deletions: namespaced objects first, then cluster-scoped
 // ones, then CRDs, then Namespaces, so containers go last.
 func pruneRank(r Ref) int {
@@ -41,13 +73,12 @@ func (c *Client) prune(ctx context.Context, cands []Ref, o Options, res *Result)
 	pruning := refSet(cands)
 	var keep []Ref
 	for _, r := range sorted {
-		live := r.object()
-		err := c.kube.Get(ctx, client.ObjectKeyFromObject(live), live)
-		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-			continue // already gone
-		}
+		live, err := c.getRef(ctx, r)
 		if err != nil {
 			return keep, fmt.Errorf("prune: reading %s: %w", r.ID(), err)
+		}
+		if live == nil {
+			continue // already gone
 		}
 		e := entryFor(live, "prune", Deleted)
 		if live.GetAnnotations()[AnnotationPrune] == "disabled" {
@@ -55,7 +86,7 @@ func (c *Client) prune(ctx context.Context, cands []Ref, o Options, res *Result)
 			if r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
 				// A namespace meshctl only annotated (inject, say): give
 				// back the fields it set, keep the namespace.
-				if err := c.release(ctx, r, o.DryRun); err != nil {
+				if err := c.release(ctx, r, o.DryRun, nil); err != nil {
 					return keep, fmt.Errorf("prune: releasing %s: %w", r.ID(), err)
 				}
 				e.Action, e.Reason = Configured, "not meshctl's: kept, and the fields meshctl set are removed"
@@ -119,15 +150,19 @@ func (c *Client) crdInUse(ctx context.Context, crd *unstructured.Unstructured, p
 		}
 		return "", err
 	}
-	return foreign(list.Items, pruning, kind), nil
+	// A custom resource owned by something else (a rollout controller's
+	// routes, say) would be deleted with the CRD: it counts.
+	return foreign(list.Items, pruning, kind, false), nil
 }
 
 // namespaceInUse reports objects in the namespace that meshctl does not
 // manage: deleting the namespace would delete them too.
 func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[string]Ref) (string, error) {
+	// Deleting a namespace deletes everything in it, so every kind must be
+	// listed: when one cannot be, the namespace is kept.
 	lists, err := c.disco.ServerPreferredNamespacedResources()
-	if err != nil && len(lists) == 0 {
-		return "", err
+	if err != nil {
+		return fmt.Sprintf("cannot list every kind in it, so cannot tell what it holds (%v)", err), nil
 	}
 	var items []unstructured.Unstructured
 	for _, l := range lists {
@@ -142,12 +177,12 @@ func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[stri
 			list := &unstructured.UnstructuredList{}
 			list.SetGroupVersionKind(gv.WithKind(r.Kind + "List"))
 			if err := c.kube.List(ctx, list, client.InNamespace(ns)); err != nil {
-				continue
+				return fmt.Sprintf("cannot list %s in it, so cannot tell what it holds (%v)", r.Name, err), nil
 			}
 			items = append(items, list.Items...)
 		}
 	}
-	return foreign(items, pruning, ""), nil
+	return foreign(items, pruning, "", true), nil
 }
 
 func hasVerb(verbs []string, v string) bool {
@@ -168,16 +203,17 @@ func ignoredKind(group, kind string) bool {
 	return false
 }
 
-// foreign describes the items that are neither being pruned, nor made by a
-// controller (owner references), nor made by Kubernetes in every namespace.
-func foreign(items []unstructured.Unstructured, pruning map[string]Ref, kind string) string {
+// foreign describes the items that are neither being pruned, nor made by
+// Kubernetes in every namespace, nor (when ownedOK) made by a controller
+// whose owner is listed with them.
+func foreign(items []unstructured.Unstructured, pruning map[string]Ref, kind string, ownedOK bool) string {
 	var ids []string
 	for i := range items {
 		u := &items[i]
 		if _, ok := pruning[refOf(u).key()]; ok {
 			continue
 		}
-		if len(u.GetOwnerReferences()) > 0 {
+		if ownedOK && len(u.GetOwnerReferences()) > 0 {
 			continue
 		}
 		if (u.GetKind() == "ServiceAccount" && u.GetName() == "default") ||
@@ -202,9 +238,14 @@ func foreign(items []unstructured.Unstructured, pruning map[string]Ref, kind str
 }
 
 // release server-side applies an empty configuration as meshctl, which
-// removes every field meshctl owns on the object and nothing else.
-func (c *Client) release(ctx context.Context, r Ref, dryRun bool) error {
+// removes every field meshctl owns on the object and nothing else. The
+// server's result lands in into when it is not nil.
+func (c *Client) release(ctx context.Context, r Ref, dryRun bool, into *unstructured.Unstructured) error {
 	u := r.object()
+	if into != nil {
+		into.Object = u.Object
+		u = into
+	}
 	opts := []client.PatchOption{client.FieldOwner(FieldManager), client.ForceOwnership}
 	if dryRun {
 		opts = append(opts, client.DryRunAll)

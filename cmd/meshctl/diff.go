@@ -42,8 +42,8 @@ object's fields, and says in a line what the biggest changes mean ("HA off:
 linkerd-destination replicas 3→1, 3 PDBs removed"). Certificate-bearing
 objects are left out of offline renders.
 
-Exit codes: 0 no differences, 1 differences, 3 error (an invalid mesh.cue
-included, so that 1 always means differences).`,
+Exit codes: 0 no differences, 1 differences, 2 bad usage, 3 error (an
+invalid mesh.cue included, so that 1 always means differences).`,
 		`  # What would apply change in the current cluster?
   meshctl diff
 

@@ -27,6 +27,15 @@ func Build(ctx context.Context, log io.Writer) (Paths, error) {
 		return Paths{}, err
 	}
 	p := In(partial)
+	// Files a previous, interrupted build finished are kept; so are any
+	// already in dir.
+	for i, f := range In(dir).all() {
+		if exists(f) && !exists(p.all()[i]) {
+			if err := os.Link(f, p.all()[i]); err != nil {
+				return Paths{}, err
+			}
+		}
+	}
 	b := &builder{ctx: ctx, log: log, start: time.Now()}
 
 	steps := []struct {
@@ -54,12 +63,18 @@ func Build(ctx context.Context, log io.Writer) (Paths, error) {
 			return Paths{}, fmt.Errorf("building %s: %w", s.name, err)
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	// Move the files in one by one: dir may be a directory of the user's
+	// ($MESHCTL_TESTBIN), so it is never removed or replaced whole.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Paths{}, err
 	}
-	if err := os.Rename(partial, dir); err != nil {
-		return Paths{}, err
+	final := In(dir)
+	for i, f := range p.all() {
+		if err := os.Rename(f, final.all()[i]); err != nil {
+			return Paths{}, err
+		}
 	}
+	_ = os.Remove(partial)
 	fmt.Fprintf(log, "testbin: done in %s: %s\n", time.Since(b.start).Round(time.Second), dir)
 	return Find()
 }
