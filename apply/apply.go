@@ -283,7 +283,10 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 	}
 	set := object.UnstructuredSetToObjMetadataSet(waitFor)
 	fmt.Fprintf(o.Progress, "stage %s: waiting for %d objects to become ready (timeout %s)\n", st.Name, len(set), o.Timeout)
-	if err := c.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: o.Timeout}); err != nil {
+	stop := c.reportWaiting(ctx, st.Name, waitFor, o.Progress, began)
+	err = c.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: o.Timeout})
+	stop()
+	if err != nil {
 		return fmt.Errorf("stage %s: not ready after %s: %w%s", st.Name, o.Timeout, err, c.explainNotReady(ctx, waitFor))
 	}
 	fmt.Fprintf(o.Progress, "stage %s: ready (%s)\n", st.Name, time.Since(began).Round(100*time.Millisecond))

@@ -523,10 +523,15 @@ func TestWaitReportsPendingPods(t *testing.T) {
 			"topologyKey":   "kubernetes.io/hostname",
 		}},
 	}}
+	var progress strings.Builder
 	_, err := e.c.Apply(e.ctx, set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{d}),
-		apply.Options{Prune: true, Wait: true, Timeout: 8 * time.Second})
+		apply.Options{Prune: true, Wait: true, Timeout: 12 * time.Second, Progress: &progress})
 	if err == nil {
 		t.Fatal("4 replicas with required anti-affinity on 3 nodes became ready")
+	}
+	// A long wait says what it is waiting for while it waits.
+	if p := progress.String(); !strings.Contains(p, "still waiting after 10s:") || !strings.Contains(p, "3/4 replicas ready") {
+		t.Errorf("progress during the wait:\n%s", p)
 	}
 	for _, want := range []string{"3/4 replicas ready", "Pending", "anti-affinity"} {
 		if !strings.Contains(err.Error(), want) {

@@ -3,7 +3,9 @@ package apply
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -80,6 +82,44 @@ func (c *Client) explainNotReady(ctx context.Context, objs []*unstructured.Unstr
 		}
 	}
 	return b.String()
+}
+
+// waitReportEvery is how often a long wait says what it is waiting for.
+const waitReportEvery = 10 * time.Second
+
+// reportWaiting prints, every waitReportEvery until stopped, which
+// workloads of the stage are not ready yet and why.
+func (c *Client) reportWaiting(ctx context.Context, stage string, objs []*unstructured.Unstructured, w io.Writer, began time.Time) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(waitReportEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				why := c.explainNotReady(ctx, objs)
+				if why == "" {
+					why = " (workloads ready; waiting for the rest)"
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+				fmt.Fprintf(w, "stage %s: still waiting after %s:%s\n", stage, time.Since(began).Round(time.Second), why)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 func ptrOr(p *int32, d int32) int32 {
