@@ -358,9 +358,9 @@ func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructur
 		g.Go(func() error {
 			cse, _, _, err := c.rm.Diff(gctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
 			if err != nil {
-				if p.dependsOnThisRun(err, u) {
+				if reason, ok := p.dependsOnThisRun(err, u); ok {
 					entries[i] = entryFor(u, stage, Created)
-					entries[i].Reason = "its namespace or CRD is created by this apply, so the server could not dry-run it"
+					entries[i].Reason = reason
 					return nil
 				}
 				return explain(stage, err)
@@ -395,21 +395,22 @@ func providedBy(set Set) provided {
 
 // dependsOnThisRun reports a dry-run failure that only means the object's
 // namespace or CRD does not exist yet, and that this set creates it.
-func (p provided) dependsOnThisRun(err error, u *unstructured.Unstructured) bool {
+// The reason says which.
+func (p provided) dependsOnThisRun(err error, u *unstructured.Unstructured) (reason string, ok bool) {
 	var dre *ssaerrors.DryRunErr
 	if errors.As(err, &dre) {
 		err = dre.Unwrap()
 	}
-	if meta.IsNoMatchError(err) {
-		return p["kind:"+u.GroupVersionKind().Group+"/"+u.GetKind()]
+	if meta.IsNoMatchError(err) && p["kind:"+u.GroupVersionKind().Group+"/"+u.GetKind()] {
+		return "not dry-run: its CRD is created by this apply", true
 	}
 	if apierrors.IsNotFound(err) {
 		var st apierrors.APIStatus
-		if errors.As(err, &st) && st.Status().Details != nil && st.Status().Details.Kind == "namespaces" {
-			return p["ns:"+u.GetNamespace()]
+		if errors.As(err, &st) && st.Status().Details != nil && st.Status().Details.Kind == "namespaces" && p["ns:"+u.GetNamespace()] {
+			return "not dry-run: namespace " + u.GetNamespace() + " is created by this apply", true
 		}
 	}
-	return false
+	return "", false
 }
 
 // prepare copies the objects and lets other controllers keep the fields

@@ -138,7 +138,7 @@ func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unst
 	d := ObjectDiff{Entry: entryFor(u, stage, Unchanged)}
 	cse, live, merged, err := c.rm.Diff(ctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
 	if err != nil {
-		if p.dependsOnThisRun(err, u) {
+		if _, ok := p.dependsOnThisRun(err, u); ok {
 			d.Action = Created
 			d.setTexts(nil, u.Object)
 			return d, nil
