@@ -462,7 +462,7 @@ func replicasOwner(live *unstructured.Unstructured) string {
 		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
 			continue
 		}
-		if !ownsSpecReplicas(mf.FieldsV1.Raw, mf.Subresource) {
+		if !ownsSpecReplicas(mf.FieldsV1.Raw) {
 			continue
 		}
 		if mf.Manager == FieldManager {
@@ -490,7 +490,7 @@ func takenOver(mf metav1.ManagedFieldsEntry) bool {
 	return false
 }
 
-func ownsSpecReplicas(raw []byte, subresource string) bool {
+func ownsSpecReplicas(raw []byte) bool {
 	var f map[string]any
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return false

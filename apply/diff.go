@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -101,32 +102,20 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 		if live == nil {
 			continue
 		}
-		d := ObjectDiff{Entry: entryFor(live, "prune", Deleted)}
-		var why string
-		switch {
-		case live.GetAnnotations()[AnnotationPrune] == "disabled" && r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl:
-			// apply gives back meshctl's fields: show what that removes.
-			released := &unstructured.Unstructured{}
-			if err := c.release(ctx, r, true, released); err != nil {
+		action, reason, _, err := c.verdict(ctx, r, live, pruning)
+		if err != nil {
+			return nil, fmt.Errorf("checking %s: %w", r.ID(), err)
+		}
+		d := ObjectDiff{Entry: entryFor(live, "prune", action)}
+		d.Reason = reason
+		switch action {
+		case Configured:
+			released, err := c.release(ctx, r, true)
+			if err != nil {
 				return nil, fmt.Errorf("dry-running the release of %s: %w", r.ID(), err)
 			}
-			d.Action, d.Reason = Configured, "not meshctl's: kept, and the fields meshctl set are removed"
 			d.setTexts(live.Object, released.Object)
-			res.add(d)
-			continue
-		case live.GetAnnotations()[AnnotationPrune] == "disabled":
-			why = AnnotationPrune + ": disabled; would no longer be managed"
-		case pruneRank(r) == 3:
-			why, err = c.namespaceInUse(ctx, r.Name, pruning)
-		case pruneRank(r) == 2:
-			why, err = c.crdInUse(ctx, live, pruning)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if why != "" {
-			d.Action, d.Reason = Skipped, why
-		} else {
+		case Deleted:
 			d.setTexts(live.Object, nil)
 		}
 		res.add(d)
@@ -285,7 +274,7 @@ func CompareSets(old, new Set) *DiffResult {
 }
 
 // WriteText prints each change as a unified diff, then a summary.
-func (r *DiffResult) WriteText(w interface{ Write([]byte) (int, error) }) {
+func (r *DiffResult) WriteText(w io.Writer) {
 	for _, m := range r.Meanings {
 		fmt.Fprintf(w, "# %s\n", m)
 	}
@@ -319,7 +308,7 @@ func (r *DiffResult) SummaryLine() string {
 }
 
 // WriteMarkdown prints a summary ready to paste into a pull request.
-func (r *DiffResult) WriteMarkdown(w interface{ Write([]byte) (int, error) }) {
+func (r *DiffResult) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "### meshctl diff\n\n")
 	if !r.Changed() {
 		fmt.Fprintf(w, "No changes: the cluster matches mesh.cue (%d objects).\n", r.Summary[Unchanged])

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -80,47 +81,58 @@ func (c *Client) prune(ctx context.Context, cands []Ref, o Options, res *Result)
 		if live == nil {
 			continue // already gone
 		}
-		e := entryFor(live, "prune", Deleted)
-		if live.GetAnnotations()[AnnotationPrune] == "disabled" {
-			e.Action, e.Reason = Skipped, AnnotationPrune+": disabled; no longer managed"
-			if r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
-				// A namespace meshctl only annotated (inject, say): give
-				// back the fields it set, keep the namespace.
-				if err := c.release(ctx, r, o.DryRun, nil); err != nil {
-					return keep, fmt.Errorf("prune: releasing %s: %w", r.ID(), err)
-				}
-				e.Action, e.Reason = Configured, "not meshctl's: kept, and the fields meshctl set are removed"
-			}
-			res.add(e)
-			fmt.Fprintln(o.Progress, e)
-			continue
-		}
-		var why string
-		switch pruneRank(r) {
-		case 3:
-			why, err = c.namespaceInUse(ctx, r.Name, pruning)
-		case 2:
-			why, err = c.crdInUse(ctx, live, pruning)
-		}
+		action, reason, stay, err := c.verdict(ctx, r, live, pruning)
 		if err != nil {
 			return keep, fmt.Errorf("prune: checking %s: %w", r.ID(), err)
 		}
-		if why != "" {
-			e.Action, e.Reason = Skipped, "kept: "+why
-			res.add(e)
-			fmt.Fprintln(o.Progress, e)
-			keep = append(keep, r)
-			continue
-		}
-		if !o.DryRun {
-			if err := c.kube.Delete(ctx, live, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
-				return append(keep, r), fmt.Errorf("prune: deleting %s: %w", r.ID(), err)
+		e := entryFor(live, "prune", action)
+		e.Reason = reason
+		switch action {
+		case Configured:
+			if _, err := c.release(ctx, r, o.DryRun); err != nil {
+				return keep, fmt.Errorf("prune: releasing %s: %w", r.ID(), err)
 			}
+		case Deleted:
+			if !o.DryRun {
+				if err := c.kube.Delete(ctx, live, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
+					return append(keep, r), fmt.Errorf("prune: deleting %s: %w", r.ID(), err)
+				}
+			}
+		}
+		if stay {
+			keep = append(keep, r)
 		}
 		res.add(e)
 		fmt.Fprintln(o.Progress, e)
 	}
 	return keep, nil
+}
+
+// verdict decides what prune does with one live candidate, for apply and
+// diff alike: Deleted; Skipped, with the reason, and stay when it must
+// remain in the inventory (it still holds foreign objects); or Configured,
+// for a namespace meshctl only annotated, whose meshctl fields are released.
+func (c *Client) verdict(ctx context.Context, r Ref, live *unstructured.Unstructured, pruning map[string]Ref) (action Action, reason string, stay bool, err error) {
+	if live.GetAnnotations()[AnnotationPrune] == "disabled" {
+		if r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
+			return Configured, "not meshctl's: kept, and the fields meshctl set are removed", false, nil
+		}
+		return Skipped, AnnotationPrune + ": disabled; no longer managed", false, nil
+	}
+	var why string
+	switch pruneRank(r) {
+	case 3:
+		why, err = c.namespaceInUse(ctx, r.Name, pruning)
+	case 2:
+		why, err = c.crdInUse(ctx, live, pruning)
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	if why != "" {
+		return Skipped, "kept: " + why, true, nil
+	}
+	return Deleted, "", false, nil
 }
 
 // crdInUse reports custom resources of the CRD that meshctl is not
@@ -171,7 +183,7 @@ func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[stri
 			continue
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") || ignoredKind(gv.Group, r.Kind) {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || ignoredKind(gv.Group, r.Kind) {
 				continue
 			}
 			list := &unstructured.UnstructuredList{}
@@ -183,15 +195,6 @@ func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[stri
 		}
 	}
 	return foreign(items, pruning, "", true), nil
-}
-
-func hasVerb(verbs []string, v string) bool {
-	for _, x := range verbs {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // ignoredKind lists kinds that controllers make and clean up themselves.
@@ -238,17 +241,13 @@ func foreign(items []unstructured.Unstructured, pruning map[string]Ref, kind str
 }
 
 // release server-side applies an empty configuration as meshctl, which
-// removes every field meshctl owns on the object and nothing else. The
-// server's result lands in into when it is not nil.
-func (c *Client) release(ctx context.Context, r Ref, dryRun bool, into *unstructured.Unstructured) error {
+// removes every field meshctl owns on the object and nothing else. It
+// returns the object as the server left it (or would leave it).
+func (c *Client) release(ctx context.Context, r Ref, dryRun bool) (*unstructured.Unstructured, error) {
 	u := r.object()
-	if into != nil {
-		into.Object = u.Object
-		u = into
-	}
 	opts := []client.PatchOption{client.FieldOwner(FieldManager), client.ForceOwnership}
 	if dryRun {
 		opts = append(opts, client.DryRunAll)
 	}
-	return c.kube.Patch(ctx, u, client.Apply, opts...)
+	return u, c.kube.Patch(ctx, u, client.Apply, opts...)
 }

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -20,9 +21,6 @@ import (
 func (c *Client) explainNotReady(ctx context.Context, objs []*unstructured.Unstructured) string {
 	var b strings.Builder
 	for _, u := range objs {
-		if u.GetKind() != "Deployment" && u.GetKind() != "DaemonSet" && u.GetKind() != "StatefulSet" {
-			continue
-		}
 		var selector *metav1.LabelSelector
 		var conds []string
 		switch u.GetKind() {
@@ -31,7 +29,7 @@ func (c *Client) explainNotReady(ctx context.Context, objs []*unstructured.Unstr
 			if c.kube.Get(ctx, client.ObjectKeyFromObject(u), d) != nil {
 				continue
 			}
-			if d.Status.ReadyReplicas >= ptrOr(d.Spec.Replicas, 1) && d.Status.UpdatedReplicas >= ptrOr(d.Spec.Replicas, 1) {
+			if d.Status.ReadyReplicas >= ptr.Deref(d.Spec.Replicas, 1) && d.Status.UpdatedReplicas >= ptr.Deref(d.Spec.Replicas, 1) {
 				continue
 			}
 			selector = d.Spec.Selector
@@ -40,7 +38,7 @@ func (c *Client) explainNotReady(ctx context.Context, objs []*unstructured.Unstr
 					conds = append(conds, fmt.Sprintf("%s: %s", cd.Type, cd.Message))
 				}
 			}
-			fmt.Fprintf(&b, "\n  %s: %d/%d replicas ready", ID(u), d.Status.ReadyReplicas, ptrOr(d.Spec.Replicas, 1))
+			fmt.Fprintf(&b, "\n  %s: %d/%d replicas ready", ID(u), d.Status.ReadyReplicas, ptr.Deref(d.Spec.Replicas, 1))
 		case "DaemonSet":
 			d := &appsv1.DaemonSet{}
 			if c.kube.Get(ctx, client.ObjectKeyFromObject(u), d) != nil || d.Status.NumberReady >= d.Status.DesiredNumberScheduled {
@@ -50,11 +48,13 @@ func (c *Client) explainNotReady(ctx context.Context, objs []*unstructured.Unstr
 			fmt.Fprintf(&b, "\n  %s: %d/%d pods ready", ID(u), d.Status.NumberReady, d.Status.DesiredNumberScheduled)
 		case "StatefulSet":
 			s := &appsv1.StatefulSet{}
-			if c.kube.Get(ctx, client.ObjectKeyFromObject(u), s) != nil || s.Status.ReadyReplicas >= ptrOr(s.Spec.Replicas, 1) {
+			if c.kube.Get(ctx, client.ObjectKeyFromObject(u), s) != nil || s.Status.ReadyReplicas >= ptr.Deref(s.Spec.Replicas, 1) {
 				continue
 			}
 			selector = s.Spec.Selector
-			fmt.Fprintf(&b, "\n  %s: %d/%d replicas ready", ID(u), s.Status.ReadyReplicas, ptrOr(s.Spec.Replicas, 1))
+			fmt.Fprintf(&b, "\n  %s: %d/%d replicas ready", ID(u), s.Status.ReadyReplicas, ptr.Deref(s.Spec.Replicas, 1))
+		default:
+			continue
 		}
 		for _, cd := range conds {
 			fmt.Fprintf(&b, "\n    %s", cd)
@@ -120,11 +120,4 @@ func (c *Client) reportWaiting(ctx context.Context, stage string, objs []*unstru
 		close(done)
 		<-finished
 	}
-}
-
-func ptrOr(p *int32, d int32) int32 {
-	if p == nil {
-		return d
-	}
-	return *p
 }

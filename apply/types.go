@@ -3,6 +3,7 @@ package apply
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -162,12 +163,11 @@ func (r Ref) object() *unstructured.Unstructured {
 }
 
 func groupOf(apiVersion string) string {
-	for i := 0; i < len(apiVersion); i++ {
-		if apiVersion[i] == '/' {
-			return apiVersion[:i]
-		}
+	group, _, ok := strings.Cut(apiVersion, "/")
+	if !ok {
+		return "" // the core group: "v1"
 	}
-	return ""
+	return group
 }
 
 // sortRefs orders refs for stable storage and output.

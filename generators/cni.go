@@ -32,7 +32,7 @@ func cniPlugin(m *schema.Mesh, _ Inputs) []Object {
 	nsLabels["pod-security.kubernetes.io/enforce"] = "privileged"
 	const name = "linkerd-cni"
 
-	objs := []Object{
+	return []Object{
 		toObject(StageCRDs, gvkNamespace, &corev1.Namespace{ObjectMeta: objectMeta(cniNamespace, "", nsLabels, nil)}),
 		toObject(StageCNI, gvkSA, &corev1.ServiceAccount{ObjectMeta: objectMeta(name, cniNamespace, labels(), nil)}),
 		toObject(StageCNI, gvkClusterRole, &rbacv1.ClusterRole{
@@ -57,7 +57,6 @@ func cniPlugin(m *schema.Mesh, _ Inputs) []Object {
 		}),
 		cniDaemonSet(m),
 	}
-	return objs
 }
 
 // cniNetworkConfig is the CNI conf the plugin installs on each node. The

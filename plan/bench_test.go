@@ -103,7 +103,7 @@ func BenchmarkCluster(b *testing.B) {
 		}
 		file := writeYAML(b, set)
 		kube := c.Kube()
-		opts := apply.Options{Prune: true, Timeout: 0}
+		opts := apply.Options{Prune: true}
 		reset := func() {
 			b.StopTimer()
 			deleteObjects(b, kube, set, c.Namespace())

@@ -27,6 +27,19 @@ var cluster *testcluster.Cluster
 
 func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
 
+// connect connects to the package's cluster, keeping the inventory in
+// namespace (the default when empty), with a context that ends with the test.
+func connect(t *testing.T, namespace string) (context.Context, *apply.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	c, err := apply.New(cluster.Config, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, c
+}
+
 func load(t *testing.T, path string) *schema.Mesh {
 	t.Helper()
 	m, err := schema.Load(path)
@@ -51,12 +64,7 @@ func applyMesh(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mes
 // fake nodes, a second apply writes nothing and certificates stay as they
 // were.
 func TestDefaultMeshRollsOut(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := apply.New(cluster.Config, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := connect(t, "")
 	m := load(t, "../mesh.cue")
 	var progress bytes.Buffer
 	res, err := applyMesh(t, ctx, c, m, apply.Options{Wait: true, Timeout: 2 * time.Minute, Progress: &progress})
@@ -109,12 +117,7 @@ func mustSet(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mesh)
 // linkerd-cni DaemonSet rolls out on every node before the control plane,
 // whose pods then pass PSA "restricted".
 func TestCNIRollsOut(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := apply.New(cluster.Config, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := connect(t, "")
 	m, err := schema.LoadSources(schema.Source{Name: "cni.cue", Data: []byte("cni: enabled: true\nnamespaces: booksapp: {inject: \"enabled\", create: true}\n")})
 	if err != nil {
 		t.Fatal(err)
@@ -149,12 +152,7 @@ func TestCNIRollsOut(t *testing.T) {
 // input on top of the applied default mesh: the API server, with the CRDs
 // the render installs, accepts every object.
 func TestEveryExampleIsAccepted(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := apply.New(cluster.Config, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := connect(t, "")
 	paths, _ := filepath.Glob("../examples/*.cue")
 	goldens, _ := filepath.Glob("../testdata/golden/*.cue")
 	for _, p := range append(paths, goldens...) {
@@ -224,18 +222,13 @@ func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef)
 // anti-affinity cannot place three replicas on two nodes, and the wait
 // says so.
 func TestHAWithTwoNodesSaysWhy(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx, c := connect(t, "ha-two-nodes")
 	node, err := cluster.Client.CoreV1().Nodes().Get(ctx, "node-2", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	node.Spec.Unschedulable = true
 	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := apply.New(cluster.Config, "ha-two-nodes")
-	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = applyMesh(t, ctx, c, load(t, "../examples/ha.cue"), apply.Options{Wait: true, Timeout: 15 * time.Second})
@@ -254,12 +247,7 @@ func TestHAWithTwoNodesSaysWhy(t *testing.T) {
 // loopback IPs), so the API server rejects the ServiceProfile the
 // sp-validator guards, and meshctl says what that means.
 func TestHAWebhookRejectionIsExplained(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := apply.New(cluster.Config, "ha-webhooks")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := connect(t, "ha-webhooks")
 	m, err := schema.LoadSources(schema.Source{Name: "ha.cue", Data: []byte(`controlPlane: ha: true
 namespaces: shop: {inject: "enabled", create: true}
 services: "shop/cart": routes: [{name: "GET /cart", method: "GET", pathRegex: "/cart"}]

@@ -121,12 +121,13 @@ func (b *builder) goCmd(dir string, env []string, args ...string) ([]byte, error
 	err := cmd.Run()
 	close(done)
 	if err != nil {
-		return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, tail(stderr.String(), 40))
+		return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, LastLines(stderr.String(), 40))
 	}
 	return stdout.Bytes(), nil
 }
 
-func tail(s string, n int) string {
+// LastLines is the last n lines of s, for quoting a log in an error.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -12,7 +12,6 @@ package testcluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -227,9 +226,6 @@ func (c *Cluster) AddNode(ctx context.Context, name, zone string) error {
 			},
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
 		},
-		Status: corev1.NodeStatus{
-			Allocatable: corev1.ResourceList{},
-		},
 	}
 	_, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	return err
@@ -297,19 +293,11 @@ func (c *Cluster) exited() error {
 		case err := <-p.done:
 			p.done <- err
 			log, _ := os.ReadFile(p.logf)
-			return fmt.Errorf("%s exited: %v\n%s", p.name, err, lastLines(string(log), 20))
+			return fmt.Errorf("%s exited: %v\n%s", p.name, err, testbin.LastLines(string(log), 20))
 		default:
 		}
 	}
 	return nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func (c *Cluster) start(bin, name string, args ...string) error {
@@ -384,9 +372,3 @@ func writeKubeconfig(path, server string, pk *pki) error {
 	cfg.CurrentContext = "meshctl-test"
 	return clientcmd.WriteToFile(*cfg, path)
 }
-
-// ErrMissing reports that the binaries are not built.
-var ErrMissing = testbin.ErrMissing
-
-// IsMissing reports whether err means `make testbin` has not run.
-func IsMissing(err error) bool { return errors.Is(err, testbin.ErrMissing) }
