@@ -42,6 +42,9 @@ type Options struct {
 	Force bool
 	// Progress receives a line per object and per stage; nil discards.
 	Progress io.Writer
+	// ReportEvery is how often a long wait says what it is still waiting
+	// for; zero means every 10 seconds.
+	ReportEvery time.Duration
 }
 
 // Limit is a count ("10") or a percentage of the inventory ("50%"). The
@@ -108,6 +111,9 @@ func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
+	}
+	if o.ReportEvery == 0 {
+		o.ReportEvery = waitReportEvery
 	}
 	res := &Result{DryRun: o.DryRun, Summary: map[Action]int{}}
 	prev, err := c.ReadInventory(ctx)
@@ -283,7 +289,7 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 	}
 	set := object.UnstructuredSetToObjMetadataSet(waitFor)
 	fmt.Fprintf(o.Progress, "stage %s: waiting for %d objects to become ready (timeout %s)\n", st.Name, len(set), o.Timeout)
-	stop := c.reportWaiting(ctx, st.Name, waitFor, o.Progress, began)
+	stop := c.reportWaiting(ctx, st.Name, waitFor, o.Progress, began, o.ReportEvery)
 	err = c.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: o.Timeout})
 	stop()
 	if err != nil {

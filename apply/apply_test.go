@@ -34,7 +34,7 @@ func newEnv(t *testing.T) *env {
 		name = name[:40]
 	}
 	name = strings.TrimRight(name, "-")
-	c, err := apply.New(config(), "inv-"+name)
+	c, err := apply.New(config(t), "inv-"+name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,11 @@ import (
 	"github.com/meshctl/meshctl/internal/testcluster"
 )
 
-// cluster is shared by every test in the package: etcd, kube-apiserver,
-// the controller manager, the scheduler and kwok with 3 fake nodes.
-var cluster *testcluster.Cluster
+// shared is the package's cluster, started by the first test that needs
+// it: etcd, kube-apiserver, the controller manager, the scheduler and kwok
+// with 3 fake nodes.
+var shared testcluster.Shared
 
-func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
+func TestMain(m *testing.M) { testcluster.Main(m, &shared) }
 
-func config() *rest.Config { return rest.CopyConfig(cluster.Config) }
+func config(t testing.TB) *rest.Config { return rest.CopyConfig(shared.Get(t).Config) }

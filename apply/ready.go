@@ -84,17 +84,18 @@ func (c *Client) explainNotReady(ctx context.Context, objs []*unstructured.Unstr
 	return b.String()
 }
 
-// waitReportEvery is how often a long wait says what it is waiting for.
+// waitReportEvery is how often, by default, a long wait says what it is
+// waiting for.
 const waitReportEvery = 10 * time.Second
 
-// reportWaiting prints, every waitReportEvery until stopped, which
-// workloads of the stage are not ready yet and why.
-func (c *Client) reportWaiting(ctx context.Context, stage string, objs []*unstructured.Unstructured, w io.Writer, began time.Time) (stop func()) {
+// reportWaiting prints, every interval until stopped, which workloads of
+// the stage are not ready yet and why.
+func (c *Client) reportWaiting(ctx context.Context, stage string, objs []*unstructured.Unstructured, w io.Writer, began time.Time, every time.Duration) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(waitReportEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -74,6 +74,7 @@ func BenchmarkCluster(b *testing.B) {
 	if err != nil {
 		b.Fatal("kubectl is needed for the comparison: ", err)
 	}
+	cluster := shared.Get(b)
 	meshctl := buildMeshctl(b)
 	meshes := []struct {
 		name string

@@ -23,9 +23,10 @@ import (
 	"github.com/meshctl/meshctl/schema"
 )
 
-var cluster *testcluster.Cluster
+// shared is the package's cluster, started by the first test that needs it.
+var shared testcluster.Shared
 
-func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
+func TestMain(m *testing.M) { testcluster.Main(m, &shared) }
 
 // connect connects to the package's cluster, keeping the inventory in
 // namespace (the default when empty), with a context that ends with the test.
@@ -33,7 +34,7 @@ func connect(t *testing.T, namespace string) (context.Context, *apply.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	c, err := apply.New(cluster.Config, namespace)
+	c, err := apply.New(shared.Get(t).Config, namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +118,7 @@ func mustSet(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mesh)
 // linkerd-cni DaemonSet rolls out on every node before the control plane,
 // whose pods then pass PSA "restricted".
 func TestCNIRollsOut(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx, c := connect(t, "")
 	m, err := schema.LoadSources(schema.Source{Name: "cni.cue", Data: []byte("cni: enabled: true\nnamespaces: booksapp: {inject: \"enabled\", create: true}\n")})
 	if err != nil {
@@ -175,6 +177,7 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 // trustAnchorSecret creates the Secret a mesh takes its trust anchor from,
 // as a platform team's PKI would.
 func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef) {
+	cluster := shared.Get(t)
 	b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +225,7 @@ func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef)
 // anti-affinity cannot place three replicas on two nodes, and the wait
 // says so.
 func TestHAWithTwoNodesSaysWhy(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx, c := connect(t, "ha-two-nodes")
 	node, err := cluster.Client.CoreV1().Nodes().Get(ctx, "node-2", metav1.GetOptions{})
 	if err != nil {

@@ -14,9 +14,11 @@ import (
 	"github.com/meshctl/meshctl/internal/testcluster"
 )
 
-var cluster *testcluster.Cluster
+// shared is the package's cluster, started by the first test that needs it,
+// so that the CLI's pure tests (exit codes, offline diff) need no cluster.
+var shared testcluster.Shared
 
-func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
+func TestMain(m *testing.M) { testcluster.Main(m, &shared) }
 
 func writeMesh(t *testing.T, dir, src string) string {
 	t.Helper()
@@ -35,6 +37,7 @@ services: "booksapp/authors": routes: [{name: "GET /authors", method: "GET", pat
 // TestApplyAndDiffCommands drives the CLI against the cluster: apply,
 // no-op apply, diff exit codes and formats, drift, pruning and refusals.
 func TestApplyAndDiffCommands(t *testing.T) {
+	cluster := shared.Get(t)
 	dir := t.TempDir()
 	kc := "--kubeconfig=" + cluster.Kubeconfig
 	path := writeMesh(t, dir, booksMesh)

@@ -2,26 +2,62 @@ package testcluster
 
 import (
 	"context"
-	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
 
-// Main is a test package's TestMain: it starts one full cluster with 3
-// fake nodes for the whole package, stores it in *c, runs the tests, stops
-// the cluster and exits. Missing binaries fail the package with a message
-// that says how to build them; the tests are never skipped.
-func Main(m *testing.M, c **Cluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cl, err := Start(ctx, Options{Full: true, Nodes: 3})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "these tests need a real cluster: %v\n", err)
-		os.Exit(1)
+// Shared is one test package's cluster: a full cluster with 3 fake nodes,
+// started on first use, so that the package's pure tests run without the
+// cluster's binaries and cost nothing when run alone (go test -run).
+type Shared struct {
+	once sync.Once
+	c    *Cluster
+	err  error
+}
+
+// Get returns the package's cluster, starting it on the first call. When it
+// cannot start (the binaries are missing, say) the test fails with a message
+// that says how to fix it; it is never skipped.
+func (s *Shared) Get(t testing.TB) *Cluster {
+	t.Helper()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		s.c, s.err = Start(ctx, Options{Full: true, Nodes: 3})
+	})
+	if s.err != nil {
+		t.Fatalf("this test needs a real cluster: %v", s.err)
 	}
-	*c = cl
+	return s.c
+}
+
+func (s *Shared) stop() {
+	if s.c != nil {
+		s.c.Stop()
+	}
+}
+
+// Main is a test package's TestMain: it runs the tests and stops the
+// package's shared cluster, if one of them started it.
+func Main(m *testing.M, s *Shared) {
 	code := m.Run()
-	cl.Stop()
+	s.stop()
 	os.Exit(code)
+}
+
+// StartForTest starts a cluster of the test's own, for a test that changes
+// cluster-wide state (nodes, fail-closed webhooks) that later tests must
+// not see. It is stopped when the test ends.
+func StartForTest(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("this test needs a real cluster: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
 }
