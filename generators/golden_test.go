@@ -72,8 +72,7 @@ func TestGolden(t *testing.T) {
 
 func testCerts(t testing.TB) *certs.Bundle {
 	t.Helper()
-	b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local",
-		WebhookServices: WebhookServices, Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	b, err := certs.Generate(CertOptions(load(t, ""), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package generators
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/schema"
@@ -118,4 +119,16 @@ func Sort(objs []Object) {
 		}
 		return a.Object.GetName() < b.Object.GetName()
 	})
+}
+
+// CertOptions are the options of the mesh's certificates: the control
+// plane's namespace, the mesh's trust domain and the webhook Services this
+// render serves. now is when they would be issued.
+func CertOptions(m *schema.Mesh, now time.Time) certs.Options {
+	return certs.Options{
+		ControlPlaneNamespace: linkerdNamespace,
+		TrustDomain:           m.ControlPlane.Identity.TrustDomain,
+		WebhookServices:       WebhookServices,
+		Now:                   now,
+	}
 }

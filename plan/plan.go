@@ -80,12 +80,7 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 // Certificates returns the mesh's certificate material: generated once and
 // kept in the cluster, or taken as it is from a Secret the mesh names.
 func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle, bool, error) {
-	opts := certs.Options{
-		ControlPlaneNamespace: "linkerd",
-		TrustDomain:           m.ControlPlane.Identity.TrustDomain,
-		WebhookServices:       generators.WebhookServices,
-		Now:                   time.Now(),
-	}
+	opts := generators.CertOptions(m, time.Now())
 	data, created, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun, func() (map[string][]byte, error) {
 		b, err := certs.Generate(opts)
 		if err != nil {

@@ -51,12 +51,7 @@ private keys: treat it as a secret.`,
 	}
 	var in generators.Inputs
 	if f.certsDir != "" {
-		b, created, err := certs.LoadOrCreate(f.certsDir, certs.Options{
-			ControlPlaneNamespace: "linkerd",
-			TrustDomain:           m.ControlPlane.Identity.TrustDomain,
-			WebhookServices:       generators.WebhookServices,
-			Now:                   time.Now(),
-		})
+		b, created, err := certs.LoadOrCreate(f.certsDir, generators.CertOptions(m, time.Now()))
 		if err != nil {
 			fmt.Fprintf(stderr, "meshctl build: certificates in %s: %v\n", f.certsDir, err)
 			return exitError
