@@ -1,8 +1,8 @@
 package apply
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +15,13 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 )
 
 // Options control one apply.
@@ -233,7 +235,7 @@ func (c *Client) ssaOptions(o Options) ssa.ApplyOptions {
 // with their managers.
 var takeover = ssa.ApplyCleanupOptions{
 	Annotations: []string{
-		"kubectl.kubernetes.io/last-applied-configuration",
+		corev1.LastAppliedConfigAnnotation,
 		"meta.helm.sh/release-name",
 		"meta.helm.sh/release-namespace",
 	},
@@ -241,7 +243,10 @@ var takeover = ssa.ApplyCleanupOptions{
 		{Name: "kubectl-client-side-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
 		{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply, ExactMatch: true},
 		{Name: "helm", OperationType: metav1.ManagedFieldsOperationUpdate},
-		{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
+		// Not "before-first-apply": the API server gives that manager the
+		// fields it sets itself on a taken-over object (a Namespace's
+		// kubernetes.io/metadata.name label and finalizers), and claiming
+		// them made every takeover take two applies to settle.
 	},
 	Exclusions: map[string]string{AnnotationPrune: "disabled"},
 }
@@ -465,10 +470,7 @@ func (c *Client) prepare(ctx context.Context, in []*unstructured.Unstructured) (
 func replicasOwner(live *unstructured.Unstructured) string {
 	owner := ""
 	for _, mf := range live.GetManagedFields() {
-		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
-			continue
-		}
-		if !ownsSpecReplicas(mf.FieldsV1.Raw) {
+		if !ownsSpecReplicas(mf.FieldsV1) {
 			continue
 		}
 		if mf.Manager == FieldManager {
@@ -496,17 +498,20 @@ func takenOver(mf metav1.ManagedFieldsEntry) bool {
 	return false
 }
 
-func ownsSpecReplicas(raw []byte) bool {
-	var f map[string]any
-	if err := json.Unmarshal(raw, &f); err != nil {
+var specReplicas = fieldpath.MakePathOrDie("spec", "replicas")
+
+// ownsSpecReplicas reports whether a managed-fields entry's field set holds
+// spec.replicas. A write through /scale is recorded against the parent's
+// fields, so an autoscaler's entry holds it too.
+func ownsSpecReplicas(f *metav1.FieldsV1) bool {
+	if f == nil {
 		return false
 	}
-	spec, ok := f["f:spec"].(map[string]any)
-	if !ok {
+	set := &fieldpath.Set{}
+	if err := set.FromJSON(bytes.NewReader(f.Raw)); err != nil {
 		return false
 	}
-	_, ok = spec["f:replicas"]
-	return ok
+	return set.Has(specReplicas)
 }
 
 // explain turns an apply error into one that says what to do.

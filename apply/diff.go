@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/pmezard/go-difflib/difflib"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -172,39 +173,52 @@ func clean(obj map[string]any) map[string]any {
 	// kubectl's copy of the whole object: for a Secret it holds the data,
 	// and apply removes it when it takes the object over.
 	if ann := u.GetAnnotations(); ann != nil {
-		if _, ok := ann[lastApplied]; ok {
-			ann[lastApplied] = "***"
+		if _, ok := ann[corev1.LastAppliedConfigAnnotation]; ok {
+			ann[corev1.LastAppliedConfigAnnotation] = "***"
 			u.SetAnnotations(ann)
 		}
 	}
 	return u.Object
 }
 
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// maskSecrets replaces every data and stringData value: "***" when both
-// sides agree, "*** (before)" and "*** (after)" when they differ.
+// maskSecrets masks a Secret's values in place with
+// ssa.SanitizeUnstructuredData: "***" when both sides agree or a key is on
+// one side only, "*** (before)" and "*** (after)" when a value changed.
+// The library masks data; stringData is masked the same way here.
 func maskSecrets(before, after map[string]any) {
 	for _, field := range []string{"data", "stringData"} {
-		b, _ := before[field].(map[string]any)
-		a, _ := after[field].(map[string]any)
-		for k, bv := range b {
-			av, ok := a[k]
-			switch {
-			case ok && fmt.Sprint(av) == fmt.Sprint(bv):
-				b[k], a[k] = "***", "***"
-			case ok:
-				b[k], a[k] = "*** (before)", "*** (after)"
-			default:
-				b[k] = "*** (before)"
-			}
+		b, a := asData(before, field), asData(after, field)
+		if err := ssa.SanitizeUnstructuredData(b, a); err != nil {
+			// Not a map of values: there is nothing to compare key by
+			// key, so the whole field is hidden.
+			b, a = maskWhole(b), maskWhole(a)
 		}
-		for k := range a {
-			if _, ok := b[k]; !ok {
-				a[k] = "*** (after)"
-			}
-		}
+		putData(before, field, b)
+		putData(after, field, a)
 	}
+}
+
+// asData moves obj's field into the "data" of an object of its own, the
+// only field ssa.SanitizeUnstructuredData masks; nil when obj lacks it.
+func asData(obj map[string]any, field string) *unstructured.Unstructured {
+	v, ok := obj[field]
+	if !ok {
+		return nil
+	}
+	return &unstructured.Unstructured{Object: map[string]any{"data": v}}
+}
+
+func putData(obj map[string]any, field string, u *unstructured.Unstructured) {
+	if u != nil {
+		obj[field] = u.Object["data"]
+	}
+}
+
+func maskWhole(u *unstructured.Unstructured) *unstructured.Unstructured {
+	if u != nil {
+		u.Object["data"] = "***"
+	}
+	return u
 }
 
 func toYAML(obj map[string]any) []string {

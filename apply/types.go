@@ -7,20 +7,23 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshctl/meshctl/internal/ident"
 )
 
-// Labels and annotations apply honours.
+// Labels and annotations apply honours; their home is internal/ident.
 const (
 	// FieldManager owns every field meshctl sets.
-	FieldManager = "meshctl"
+	FieldManager = ident.FieldManager
 	// LabelManagedBy marks objects meshctl owns outright.
-	LabelManagedBy   = "app.kubernetes.io/managed-by"
-	ManagedByMeshctl = "meshctl"
+	LabelManagedBy = ident.LabelManagedBy
+	// ManagedByMeshctl is LabelManagedBy's value on meshctl's objects.
+	ManagedByMeshctl = ident.ManagedByMeshctl
 	// AnnotationPrune: "disabled" keeps an object off the prune list.
-	AnnotationPrune = "meshctl.io/prune"
+	AnnotationPrune = ident.AnnotationPrune
 	// AnnotationForce: "enabled" allows delete-and-recreate when an
 	// immutable field changes.
-	AnnotationForce = "meshctl.io/force"
+	AnnotationForce = ident.AnnotationForce
 	// DefaultNamespace holds the inventory and meshctl's own state.
 	DefaultNamespace = "meshctl"
 )
@@ -117,10 +120,7 @@ func (r *Result) SummaryLine() string {
 // ID is an object's identity in output and in the inventory: Kind/ns/name,
 // or Kind/name for cluster-scoped objects.
 func ID(u *unstructured.Unstructured) string {
-	if u.GetNamespace() == "" {
-		return u.GetKind() + "/" + u.GetName()
-	}
-	return u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+	return ident.ID(u.GetKind(), u.GetNamespace(), u.GetName())
 }
 
 func entryFor(u *unstructured.Unstructured, stage string, a Action) Entry {
@@ -147,10 +147,7 @@ func (r Ref) key() string {
 
 // ID is the Ref's Kind/ns/name.
 func (r Ref) ID() string {
-	if r.Namespace == "" {
-		return r.Kind + "/" + r.Name
-	}
-	return r.Kind + "/" + r.Namespace + "/" + r.Name
+	return ident.ID(r.Kind, r.Namespace, r.Name)
 }
 
 func (r Ref) object() *unstructured.Unstructured {

@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/meshctl/meshctl/internal/ident"
 )
 
 func find(t *testing.T, objs []Object, id string, into any) {
@@ -83,8 +85,8 @@ func TestDeploymentsMatchUpstream(t *testing.T) {
 			if *d.Spec.Replicas != 1 || spec.Affinity != nil || *d.Spec.RevisionHistoryLimit != 10 {
 				t.Errorf("replicas %d, affinity %v, history %d", *d.Spec.Replicas, spec.Affinity, *d.Spec.RevisionHistoryLimit)
 			}
-			if d.Labels[LabelManagedBy] != "meshctl" {
-				t.Errorf("missing %s label", LabelManagedBy)
+			if d.Labels[ident.LabelManagedBy] != "meshctl" {
+				t.Errorf("missing %s label", ident.LabelManagedBy)
 			}
 		})
 	}
@@ -174,11 +176,11 @@ func TestMeshedNamespaces(t *testing.T) {
 	var shop, edge corev1.Namespace
 	find(t, objs, "Namespace/shop", &shop)
 	find(t, objs, "Namespace/edge", &edge)
-	want := map[string]string{"linkerd.io/inject": "enabled", "cluster-autoscaler.kubernetes.io/safe-to-evict": "true", AnnotationPrune: "disabled"}
+	want := map[string]string{"linkerd.io/inject": "enabled", "cluster-autoscaler.kubernetes.io/safe-to-evict": "true", ident.AnnotationPrune: "disabled"}
 	if d := cmp.Diff(want, shop.Annotations); d != "" {
 		t.Errorf("shop annotations (-want +got):\n%s", d)
 	}
-	if shop.Labels[LabelManagedBy] != "" || edge.Labels[LabelManagedBy] != "meshctl" {
+	if shop.Labels[ident.LabelManagedBy] != "" || edge.Labels[ident.LabelManagedBy] != "meshctl" {
 		t.Errorf("ownership labels: shop %v, edge %v", shop.Labels, edge.Labels)
 	}
 }

@@ -8,12 +8,9 @@ import (
 	"github.com/meshctl/meshctl/schema"
 )
 
-// Label and annotation keys meshctl writes.
+// Linkerd's namespaces, labels and annotations; meshctl's own keys are in
+// internal/ident.
 const (
-	LabelManagedBy    = "app.kubernetes.io/managed-by"
-	ManagedByMeshctl  = "meshctl"
-	AnnotationPrune   = "meshctl.io/prune"
-	AnnotationForce   = "meshctl.io/force"
 	linkerdNamespace  = "linkerd"
 	cniNamespace      = "linkerd-cni"
 	labelCPComponent  = "linkerd.io/control-plane-component"

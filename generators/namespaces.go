@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/meshctl/meshctl/internal/ident"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -27,7 +28,7 @@ func namespaces(m *schema.Mesh, _ Inputs) []Object {
 	if m.ControlPlane.LabelKubeSystem {
 		objs = append(objs, nsObject("kube-system",
 			map[string]string{"config.linkerd.io/admission-webhooks": "disabled"},
-			map[string]string{AnnotationPrune: "disabled"}))
+			map[string]string{ident.AnnotationPrune: "disabled"}))
 	}
 
 	names := make([]string, 0, len(m.Namespaces))
@@ -72,7 +73,7 @@ func meshedNamespace(name string, ns schema.Namespace) Object {
 		}
 	}
 	if !ns.Create {
-		ann[AnnotationPrune] = "disabled"
+		ann[ident.AnnotationPrune] = "disabled"
 	}
 	return nsObject(name, nil, ann)
 }

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshctl/meshctl/internal/ident"
 )
 
 // Stage is the apply stage an object belongs to; each stage waits for the
@@ -47,15 +49,7 @@ type Object struct {
 
 // ID is the object's Kind/namespace/name, as meshctl prints it.
 func (o Object) ID() string {
-	return ObjectID(o.Object)
-}
-
-// ObjectID is Kind/namespace/name, or Kind/name for cluster-scoped objects.
-func ObjectID(u *unstructured.Unstructured) string {
-	if ns := u.GetNamespace(); ns != "" {
-		return u.GetKind() + "/" + ns + "/" + u.GetName()
-	}
-	return u.GetKind() + "/" + u.GetName()
+	return ident.ID(o.Object.GetKind(), o.Object.GetNamespace(), o.Object.GetName())
 }
 
 // typed is a k8s.io/api struct together with the group/version/kind it is

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/internal/ident"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -72,7 +73,7 @@ func Render(m *schema.Mesh, in Inputs) ([]Object, error) {
 			if labels == nil {
 				labels = map[string]string{}
 			}
-			labels[LabelManagedBy] = ManagedByMeshctl
+			labels[ident.LabelManagedBy] = ident.ManagedByMeshctl
 			o.Object.SetLabels(labels)
 		}
 		id := o.Object.GetAPIVersion() + "/" + o.ID()
@@ -87,7 +88,7 @@ func Render(m *schema.Mesh, in Inputs) ([]Object, error) {
 
 // ownedOutright is false for namespaces meshctl only annotates.
 func ownedOutright(o Object) bool {
-	return o.Object.GetKind() != "Namespace" || o.Object.GetAnnotations()[AnnotationPrune] != "disabled"
+	return o.Object.GetKind() != "Namespace" || o.Object.GetAnnotations()[ident.AnnotationPrune] != "disabled"
 }
 
 // Sort orders objects as build prints them: CRDs, then Namespaces, then

@@ -56,7 +56,11 @@ func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 			out = append(out, fmt.Sprintf("namespace %s leaves mesh.cue: meshctl stops managing its mesh settings", ns))
 		}
 	}
-	for _, key := range sortedKeys(new.Services) {
+	// Services in either revision: one that leaves mesh.cue takes its split
+	// and fault with it.
+	services := maps.Clone(old.Services)
+	maps.Copy(services, new.Services)
+	for _, key := range sortedKeys(services) {
 		n, o := new.Services[key], old.Services[key]
 		if line := splitChange(o.Split, n.Split); line != "" {
 			out = append(out, key+" "+line)

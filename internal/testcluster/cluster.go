@@ -24,6 +24,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -231,59 +232,55 @@ func (c *Cluster) AddNode(ctx context.Context, name, zone string) error {
 	return err
 }
 
+// pollEvery is how often the waits below look again.
+const pollEvery = 200 * time.Millisecond
+
 func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for time.Now().Before(deadline) {
+	err := wait.PollUntilContextTimeout(ctx, pollEvery, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := c.exited(); err != nil {
-			return err
+			return false, err
 		}
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		if err == nil && string(body) == "ok" {
-			// RBAC bootstrap roles land just after readyz; wait for one.
-			if _, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "cluster-admin", metav1.GetOptions{}); err == nil {
-				return nil
-			}
+		if err != nil || string(body) != "ok" {
+			last = err
+			return false, nil
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		// RBAC bootstrap roles land just after readyz; wait for one.
+		_, last = c.Client.RbacV1().ClusterRoles().Get(ctx, "cluster-admin", metav1.GetOptions{})
+		return last == nil, nil
+	})
+	if err != nil && ctx.Err() == nil && wait.Interrupted(err) {
+		return fmt.Errorf("kube-apiserver not ready after %s: %v (logs in %s)", timeout, last, c.Dir)
 	}
-	return fmt.Errorf("kube-apiserver not ready after %s: %v (logs in %s)", timeout, last, c.Dir)
+	return err
 }
 
 func (c *Cluster) waitNodesReady(ctx context.Context, n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	err := wait.PollUntilContextTimeout(ctx, pollEvery, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := c.exited(); err != nil {
-			return err
+			return false, err
 		}
 		nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
 		ready := 0
-		if err == nil {
-			for _, node := range nodes.Items {
-				// Ready, and the node lifecycle controller has lifted
-				// the not-ready taint, so pods can schedule.
-				for _, cond := range node.Status.Conditions {
-					if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && len(node.Spec.Taints) == 0 {
-						ready++
-					}
+		for _, node := range nodes.Items {
+			// Ready, and the node lifecycle controller has lifted the
+			// not-ready taint, so pods can schedule.
+			for _, cond := range node.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && len(node.Spec.Taints) == 0 {
+					ready++
 				}
 			}
 		}
-		if ready >= n {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return ready >= n, nil
+	})
+	if err != nil && ctx.Err() == nil && wait.Interrupted(err) {
+		return fmt.Errorf("fake nodes not Ready after %s (kwok log: %s)", timeout, filepath.Join(c.Dir, "kwok.log"))
 	}
-	return fmt.Errorf("fake nodes not Ready after %s (kwok log: %s)", timeout, filepath.Join(c.Dir, "kwok.log"))
+	return err
 }
 
 // exited reports a component that died, with the tail of its log.
