@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -37,22 +38,7 @@ func Build(ctx context.Context, log io.Writer) (Paths, error) {
 		}
 	}
 	b := &builder{ctx: ctx, log: log, start: time.Now()}
-
-	steps := []struct {
-		name string
-		have []string
-		run  func() error
-	}{
-		{"kube-apiserver, kube-controller-manager and kube-scheduler " + KubernetesVersion,
-			[]string{p.APIServer, p.ControllerManager, p.Scheduler},
-			func() error { return b.kubernetes(filepath.Join(src, "kubernetes"), partial) }},
-		{"etcd " + EtcdVersion, []string{p.Etcd},
-			func() error { return b.etcd(filepath.Join(src, "etcd"), p.Etcd) }},
-		{"kwok " + KwokVersion, []string{p.Kwok},
-			func() error { return b.kwok(partial) }},
-		{"kwok stages (node/fast, node/heartbeat-with-lease, pod/fast)", []string{p.KwokStages},
-			func() error { return b.stages(p.KwokStages) }},
-	}
+	steps := b.steps(p, src)
 	for i, s := range steps {
 		if exists(s.have...) {
 			fmt.Fprintf(log, "testbin: [%d/%d] %s: already built\n", i+1, len(steps), s.name)
@@ -68,21 +54,76 @@ func Build(ctx context.Context, log io.Writer) (Paths, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Paths{}, err
 	}
-	final := In(dir)
-	for i, f := range p.all() {
-		if err := os.Rename(f, final.all()[i]); err != nil {
-			return Paths{}, err
-		}
+	if err := moveInto(p, In(dir)); err != nil {
+		return Paths{}, err
 	}
 	_ = os.Remove(partial)
 	fmt.Fprintf(log, "testbin: done in %s: %s\n", time.Since(b.start).Round(time.Second), dir)
 	return Find()
 }
 
+// moveInto moves the files of from into to, one by one.
+func moveInto(from, to Paths) error {
+	dst := to.all()
+	for i, f := range from.all() {
+		if sameFile(f, dst[i]) {
+			// Linked in from dir by Build: rename(2) between two links
+			// to one file does nothing, and would leave it behind.
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.Rename(f, dst[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type builder struct {
 	ctx   context.Context
 	log   io.Writer
 	start time.Time
+	// kubeModule is set once the k8s.io/kubernetes scratch module is
+	// written and tidied in this run.
+	kubeModule bool
+}
+
+// step builds the files in have; Build skips it when they all exist.
+type step struct {
+	name string
+	have []string
+	run  func() error
+}
+
+// steps are the build steps for the files in p, with sources under src.
+func (b *builder) steps(p Paths, src string) []step {
+	kube := filepath.Join(src, "kubernetes")
+	return []step{
+		{"kube-apiserver, kube-controller-manager and kube-scheduler " + KubernetesVersion,
+			[]string{p.APIServer, p.ControllerManager, p.Scheduler},
+			func() error { return b.kubernetes(kube, p.Dir, controlPlaneCmds...) }},
+		// A step of its own, so that a cache from before kubectl joined it
+		// builds only kubectl.
+		{"kubectl " + KubernetesVersion, []string{p.Kubectl},
+			func() error { return b.kubernetes(kube, p.Dir, kubectlCmd) }},
+		{"etcd " + EtcdVersion, []string{p.Etcd},
+			func() error { return b.etcd(filepath.Join(src, "etcd"), p.Etcd) }},
+		{"kwok " + KwokVersion, []string{p.Kwok},
+			func() error { return b.kwok(p.Dir) }},
+		{"kwok stages (node/fast, node/heartbeat-with-lease, pod/fast)", []string{p.KwokStages},
+			func() error { return b.stages(p.KwokStages) }},
+	}
+}
+
+func sameFile(a, b string) bool {
+	ai, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	bi, err := os.Stat(b)
+	return err == nil && os.SameFile(ai, bi)
 }
 
 func exists(files ...string) bool {
@@ -163,11 +204,34 @@ func (b *builder) modDir(mod string) (string, error) {
 	return info.Dir, nil
 }
 
-// kubernetes builds the three control-plane binaries from a scratch module
-// that requires k8s.io/kubernetes and points each staging module, which
-// kubernetes' own go.mod replaces with a local path, at its published
-// version.
-func (b *builder) kubernetes(src, out string) error {
+// The commands built from k8s.io/kubernetes. They share one scratch module,
+// so kubectl comes from the same sources as the API server.
+var controlPlaneCmds = []string{
+	"k8s.io/kubernetes/cmd/kube-apiserver",
+	"k8s.io/kubernetes/cmd/kube-controller-manager",
+	"k8s.io/kubernetes/cmd/kube-scheduler",
+}
+
+const kubectlCmd = "k8s.io/kubernetes/cmd/kubectl"
+
+// kubernetes builds cmds, commands of k8s.io/kubernetes, into the directory
+// out, from the scratch module in src.
+func (b *builder) kubernetes(src, out string, cmds ...string) error {
+	if err := b.kubernetesModule(src); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.log, "testbin:   compiling (the slow part: several minutes on 2 cores)\n")
+	args := []string{"build", "-o", out + string(os.PathSeparator), "-ldflags", "-s -w " + kubernetesLDFlags()}
+	_, err := b.goCmd(src, nil, append(args, cmds...)...)
+	return err
+}
+
+// kubernetesModule writes and tidies, once per build, a scratch module that
+// requires k8s.io/kubernetes and lists all four commands as its tools.
+func (b *builder) kubernetesModule(src string) error {
+	if b.kubeModule {
+		return nil
+	}
 	kdir, err := b.modDir("k8s.io/kubernetes@" + KubernetesVersion)
 	if err != nil {
 		return err
@@ -176,37 +240,55 @@ func (b *builder) kubernetes(src, out string) error {
 	if err != nil {
 		return err
 	}
-	var mod strings.Builder
-	fmt.Fprintf(&mod, "module meshctl.local/testbin/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n", KubernetesVersion)
-	n := 0
-	for _, line := range strings.Split(string(gomod), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[1] == "=>" && strings.HasPrefix(f[2], "./staging/") {
-			fmt.Fprintf(&mod, "\t%s => %s %s\n", f[0], f[0], StagingVersion)
-			n++
-		}
+	mod, n, err := kubernetesGoMod(gomod)
+	if err != nil {
+		return err
 	}
-	mod.WriteString(")\n")
-	if n == 0 {
-		return fmt.Errorf("found no staging replaces in k8s.io/kubernetes %s go.mod", KubernetesVersion)
+	// Modules written before the tool directives listed the commands in a
+	// tools.go, which the tool block replaces.
+	if err := os.Remove(filepath.Join(src, "tools.go")); err != nil && !os.IsNotExist(err) {
+		return err
 	}
-	tools := `//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
-)
-`
-	if err := writeFiles(src, map[string]string{"go.mod": mod.String(), "tools.go": tools}); err != nil {
+	if err := writeFiles(src, map[string]string{"go.mod": mod}); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.log, "testbin:   resolving modules (%d staging replaces)\n", n)
 	if _, err := b.goCmd(src, nil, "mod", "tidy"); err != nil {
 		return err
 	}
+	b.kubeModule = true
+	return nil
+}
+
+// kubernetesGoMod is the scratch module's go.mod, given k8s.io/kubernetes'
+// own: it points each staging module, which kubernetes replaces with a
+// local path, at its published version, and lists the commands as tools
+// (a main package cannot be imported from a tools.go). n is the number of
+// staging replaces.
+func kubernetesGoMod(kubernetesMod []byte) (mod string, n int, err error) {
+	var w strings.Builder
+	fmt.Fprintf(&w, "module meshctl.local/testbin/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n", KubernetesVersion)
+	for _, line := range strings.Split(string(kubernetesMod), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[1] == "=>" && strings.HasPrefix(f[2], "./staging/") {
+			fmt.Fprintf(&w, "\t%s => %s %s\n", f[0], f[0], StagingVersion)
+			n++
+		}
+	}
+	if n == 0 {
+		return "", 0, fmt.Errorf("found no staging replaces in k8s.io/kubernetes %s go.mod", KubernetesVersion)
+	}
+	w.WriteString(")\n\ntool (\n")
+	for _, c := range slices.Concat(controlPlaneCmds, []string{kubectlCmd}) {
+		fmt.Fprintf(&w, "\t%s\n", c)
+	}
+	w.WriteString(")\n")
+	return w.String(), n, nil
+}
+
+// kubernetesLDFlags stamp KubernetesVersion where `--version` and
+// `kubectl version` read it.
+func kubernetesLDFlags() string {
 	major, minor, _ := strings.Cut(strings.TrimPrefix(KubernetesVersion, "v"), ".")
 	minor, _, _ = strings.Cut(minor, ".")
 	var ld []string
@@ -214,13 +296,7 @@ import (
 		ld = append(ld, "-X", pkg+".gitVersion="+KubernetesVersion, "-X", pkg+".gitMajor="+major,
 			"-X", pkg+".gitMinor="+minor, "-X", pkg+".gitTreeState=clean")
 	}
-	fmt.Fprintf(b.log, "testbin:   compiling (the slow part: several minutes on 2 cores)\n")
-	_, err = b.goCmd(src, nil, "build", "-o", out+string(os.PathSeparator),
-		"-ldflags", "-s -w "+strings.Join(ld, " "),
-		"k8s.io/kubernetes/cmd/kube-apiserver",
-		"k8s.io/kubernetes/cmd/kube-controller-manager",
-		"k8s.io/kubernetes/cmd/kube-scheduler")
-	return err
+	return strings.Join(ld, " ")
 }
 
 // etcd builds etcd's server main package from a scratch module: the etcd

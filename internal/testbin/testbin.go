@@ -1,5 +1,6 @@
-// Package testbin knows where the test cluster's binaries live and how to
-// build them from the Go module proxy at pinned versions.
+// Package testbin knows where the test cluster's binaries, and a kubectl
+// of the cluster's version, live and how to build them from the Go module
+// proxy at pinned versions.
 //
 // The binaries are cached outside the checkout, under
 // ${XDG_CACHE_HOME:-$HOME/.cache}/meshctl/testbin/<versions>, so a second
@@ -32,7 +33,11 @@ type Paths struct {
 	APIServer         string
 	ControllerManager string
 	Scheduler         string
-	Kwok              string
+	// Kubectl is built from the same k8s.io/kubernetes sources as
+	// APIServer, so that benchmarks and tests never use a kubectl outside
+	// the supported version skew.
+	Kubectl string
+	Kwok    string
 	// KwokStages is a multi-document YAML of kwok Stage objects: node/fast,
 	// node/heartbeat-with-lease and pod/fast, as shipped in kwok's module.
 	KwokStages string
@@ -62,13 +67,14 @@ func In(dir string) Paths {
 		APIServer:         filepath.Join(dir, "kube-apiserver"),
 		ControllerManager: filepath.Join(dir, "kube-controller-manager"),
 		Scheduler:         filepath.Join(dir, "kube-scheduler"),
+		Kubectl:           filepath.Join(dir, "kubectl"),
 		Kwok:              filepath.Join(dir, "kwok"),
 		KwokStages:        filepath.Join(dir, "kwok-stages.yaml"),
 	}
 }
 
 func (p Paths) all() []string {
-	return []string{p.Etcd, p.APIServer, p.ControllerManager, p.Scheduler, p.Kwok, p.KwokStages}
+	return []string{p.Etcd, p.APIServer, p.ControllerManager, p.Scheduler, p.Kubectl, p.Kwok, p.KwokStages}
 }
 
 // ErrMissing is wrapped by Find when a binary is absent.
@@ -79,7 +85,7 @@ func Find() (Paths, error) {
 	p := In(Dir())
 	for _, f := range p.all() {
 		if _, err := os.Stat(f); err != nil {
-			return p, fmt.Errorf("%w: %s not found; run `make testbin` (builds kube-apiserver %s, etcd %s and kwok %s from the Go module proxy, about 10 minutes cold) or set %s",
+			return p, fmt.Errorf("%w: %s not found; run `make testbin` (builds kube-apiserver and kubectl %s, etcd %s and kwok %s from the Go module proxy, about 10 minutes cold; only what is missing) or set %s",
 				ErrMissing, f, KubernetesVersion, EtcdVersion, KwokVersion, EnvDir)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestDirAndFind(t *testing.T) {
@@ -27,7 +29,123 @@ func TestDirAndFind(t *testing.T) {
 		}
 	}
 	p, err := Find()
-	if err != nil || p.APIServer != filepath.Join(dir, "kube-apiserver") {
+	if err != nil || p.APIServer != filepath.Join(dir, "kube-apiserver") || p.Kubectl != filepath.Join(dir, "kubectl") {
 		t.Fatalf("Find on a full directory: %+v, %v", p, err)
+	}
+}
+
+// A cache built before kubectl joined it lacks only kubectl: Find says so,
+// and Build's only step left to run is kubectl's.
+func TestCacheWithoutKubectl(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(EnvDir, dir)
+	p := In(dir)
+	for _, f := range p.all() {
+		if f == p.Kubectl {
+			continue
+		}
+		if err := os.WriteFile(f, nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Find()
+	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), p.Kubectl+" not found") || !strings.Contains(err.Error(), "make testbin") {
+		t.Fatalf("Find without kubectl: %v", err)
+	}
+	var left []string
+	for _, s := range (&builder{}).steps(p, t.TempDir()) {
+		if !exists(s.have...) {
+			left = append(left, s.name)
+		}
+	}
+	if diff := cmp.Diff([]string{"kubectl " + KubernetesVersion}, left); diff != "" {
+		t.Errorf("steps left to run (-want +got):\n%s", diff)
+	}
+}
+
+func TestKubernetesGoMod(t *testing.T) {
+	upstream := `module k8s.io/kubernetes
+
+go 1.25.0
+
+require (
+	k8s.io/api v0.0.0
+	k8s.io/kubectl v0.0.0
+)
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/kubectl => ./staging/src/k8s.io/kubectl
+	github.com/example/fork => github.com/example/fork v1.2.3
+)
+`
+	want := `module meshctl.local/testbin/kubernetes
+
+go 1.26.0
+
+require k8s.io/kubernetes ` + KubernetesVersion + `
+
+replace (
+	k8s.io/api => k8s.io/api ` + StagingVersion + `
+	k8s.io/kubectl => k8s.io/kubectl ` + StagingVersion + `
+)
+
+tool (
+	k8s.io/kubernetes/cmd/kube-apiserver
+	k8s.io/kubernetes/cmd/kube-controller-manager
+	k8s.io/kubernetes/cmd/kube-scheduler
+	k8s.io/kubernetes/cmd/kubectl
+)
+`
+	got, n, err := kubernetesGoMod([]byte(upstream))
+	if err != nil || n != 2 {
+		t.Fatalf("kubernetesGoMod: n=%d, err=%v", n, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("go.mod (-want +got):\n%s", diff)
+	}
+
+	_, _, err = kubernetesGoMod([]byte("module k8s.io/kubernetes\n"))
+	if want := "found no staging replaces in k8s.io/kubernetes " + KubernetesVersion + " go.mod"; err == nil || err.Error() != want {
+		t.Errorf("without staging replaces: %v, want %q", err, want)
+	}
+}
+
+// Files Build linked in from the cache directory are dropped rather than
+// renamed (a no-op between two links to one file), so that the partial
+// directory ends empty.
+func TestMoveInto(t *testing.T) {
+	dir, partial := t.TempDir(), t.TempDir()
+	from, to := In(partial), In(dir)
+	for _, f := range to.all() {
+		if f == to.Kubectl {
+			continue
+		}
+		if err := os.WriteFile(f, []byte("old"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, f := range to.all() {
+		if exists(f) {
+			if err := os.Link(f, from.all()[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(from.Kubectl, []byte("new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := moveInto(from, to); err != nil {
+		t.Fatal(err)
+	}
+	left, err := os.ReadDir(partial)
+	if err != nil || len(left) != 0 {
+		t.Errorf("partial directory holds %v (%v), want nothing", left, err)
+	}
+	if got, err := os.ReadFile(to.Kubectl); err != nil || string(got) != "new" {
+		t.Errorf("kubectl = %q, %v; want the new build", got, err)
+	}
+	if got, err := os.ReadFile(to.APIServer); err != nil || string(got) != "old" {
+		t.Errorf("kube-apiserver = %q, %v; want the cached one", got, err)
 	}
 }
