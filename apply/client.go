@@ -7,32 +7,9 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
-
-// KubeFlags are the kubectl-style connection flags.
-type KubeFlags struct {
-	Kubeconfig string
-	Context    string
-	// Namespace is where meshctl keeps its inventory; DefaultNamespace
-	// when empty.
-	Namespace string
-}
-
-// RESTConfig loads a client config the way kubectl does: --kubeconfig,
-// then $KUBECONFIG, then ~/.kube/config, then in-cluster.
-func (f KubeFlags) RESTConfig() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.Kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: f.Context}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w", err)
-	}
-	return cfg, nil
-}
 
 // Client applies, diffs and prunes against one cluster.
 type Client struct {
@@ -40,15 +17,6 @@ type Client struct {
 	disco     discovery.DiscoveryInterface
 	rm        *ssa.ResourceManager
 	namespace string
-}
-
-// Connect builds a Client from kubectl-style flags.
-func Connect(f KubeFlags) (*Client, error) {
-	cfg, err := f.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, f.Namespace)
 }
 
 // New builds a Client for cfg, keeping the inventory in namespace.

@@ -7,19 +7,22 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
 )
 
-func runApply(args []string, stdout, stderr io.Writer) int {
-	var (
-		kf           apply.KubeFlags
-		o            apply.Options
-		maxDeletions string
-		output       string
-	)
-	fs := newFlags("apply", "meshctl apply [PATH] [--wait] [--timeout 5m] [--dry-run] [--prune] [--force] [--max-deletions 50%] [-o text|json]",
+type applyFlags struct {
+	cluster clusterFlags
+	opts    apply.Options
+	output  string
+}
+
+func newApplyCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f applyFlags
+	cmd := pathCommand("apply [PATH]", "Make the cluster match mesh.cue (staged server-side apply, prune)",
 		`Make the cluster match the mesh, with server-side apply (field manager
 "meshctl"), in five stages: CRDs and Namespaces, the CNI plugin, the
 control plane, extensions, then mesh configuration (profiles, routes,
@@ -29,15 +32,18 @@ Every object gets a line: Kind/ns/name created|configured|unchanged|
 deleted|skipped. Applying the same file twice writes nothing.
 
 meshctl records what it applied in the ConfigMap meshctl-inventory (in the
---namespace, "meshctl" by default) and prunes objects that leave mesh.cue.
-It never deletes an object that is not in its inventory, or one annotated
-meshctl.io/prune: disabled; it refuses to prune when the render is empty or
-when more than --max-deletions would go; and it keeps CRDs and Namespaces
-that still hold objects it does not manage.
+--meshctl-namespace, "meshctl" by default) and prunes objects that leave
+mesh.cue. It never deletes an object that is not in its inventory, or one
+annotated meshctl.io/prune: disabled; it refuses to prune when the render
+is empty or when more than --max-deletions would go; and it keeps CRDs and
+Namespaces that still hold objects it does not manage.
 
 The first apply creates the trust anchor, the issuer and the webhook
 certificates in the Secret meshctl-certificates; later applies reuse them.
 No private key is printed.
+
+The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
+and the rest); kubectl's -n/--namespace has no meaning here.
 
 Exit codes: 0 applied, 1 invalid mesh.cue (nothing applied), 2 bad usage,
 3 apply failed, 4 refused by a prune guard (nothing applied).`,
@@ -52,31 +58,25 @@ Exit codes: 0 applied, 1 invalid mesh.cue (nothing applied), 2 bad usage,
 
   # Recreate objects whose immutable fields changed
   meshctl apply --force
-`, stdout)
-	fs.BoolVar(&o.Wait, "wait", false, "wait for each stage to become ready before the next (kstatus)")
-	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long each stage may take to become ready")
-	fs.BoolVar(&o.DryRun, "dry-run", false, "have the server dry-run everything; write nothing")
-	fs.BoolVar(&o.Prune, "prune", true, "delete inventoried objects that mesh.cue no longer declares")
-	fs.BoolVar(&o.ForcePrune, "force-prune", false, "prune even when the render is empty or more than --max-deletions would go")
-	fs.StringVar(&maxDeletions, "max-deletions", "50%", "most objects one run may prune: a count, or a percentage of the inventory")
-	fs.BoolVar(&o.Force, "force", false, "delete and recreate objects whose immutable fields changed")
-	fs.StringVarP(&output, "output", "o", "text", "output format: text or json (json prints progress on stderr)")
-	addKubeFlags(fs, &kf)
-	path, code, done := parse(fs, args, stderr)
-	if done {
-		return code
-	}
-	var err error
-	if o.MaxDeletions, err = apply.ParseLimit(maxDeletions); err != nil {
-		fmt.Fprintf(stderr, "meshctl apply: --max-deletions: %v\n", err)
-		return exitUsage
-	}
-	if output != "text" && output != "json" {
-		fmt.Fprintf(stderr, "meshctl apply: --output must be text or json, not %q\n", output)
-		return exitUsage
-	}
+`)
+	fs := cmd.Flags()
+	fs.BoolVar(&f.opts.Wait, "wait", false, "wait for each stage to become ready before the next (kstatus)")
+	fs.DurationVar(&f.opts.Timeout, "timeout", 5*time.Minute, "how long each stage may take to become ready")
+	fs.BoolVar(&f.opts.DryRun, "dry-run", false, "have the server dry-run everything; write nothing")
+	fs.BoolVar(&f.opts.Prune, "prune", true, "delete inventoried objects that mesh.cue no longer declares")
+	fs.BoolVar(&f.opts.ForcePrune, "force-prune", false, "prune even when the render is empty or more than --max-deletions would go")
+	fs.Var(limitValue{&f.opts.MaxDeletions}, "max-deletions", "most objects one run may prune: a count, or a percentage of the inventory")
+	fs.BoolVar(&f.opts.Force, "force", false, "delete and recreate objects whose immutable fields changed")
+	addOutputFlag(cmd, &f.output, []string{"text", "json"}, "output format: text or json (json prints progress on stderr)")
+	addClusterFlags(cmd, &f.cluster)
+	cmd.RunE = runE(func(path string) int { return runApply(path, &f, stdout, stderr) })
+	return cmd
+}
+
+func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
+	o := f.opts
 	o.Progress = stdout
-	if output == "json" {
+	if f.output == "json" {
 		o.Progress = stderr
 	}
 	m, err := schema.Load(path)
@@ -85,7 +85,7 @@ Exit codes: 0 applied, 1 invalid mesh.cue (nothing applied), 2 bad usage,
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, err := apply.Connect(kf)
+	c, err := f.cluster.connect(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
 		return exitError
@@ -106,7 +106,7 @@ Exit codes: 0 applied, 1 invalid mesh.cue (nothing applied), 2 bad usage,
 		}
 		return exitError
 	}
-	if output == "json" {
+	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {

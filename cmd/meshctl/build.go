@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/schema"
@@ -15,9 +17,9 @@ type buildFlags struct {
 	certsDir string
 }
 
-func runBuild(args []string, stdout, stderr io.Writer) int {
+func newBuildCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f buildFlags
-	fs := newFlags("build", "meshctl build [PATH] [-o yaml|json] [--certs-dir DIR]",
+	cmd := pathCommand("build [PATH]", "Render mesh.cue into Kubernetes objects",
 		`Render the mesh into Kubernetes objects, ready for 'kubectl apply -f -'.
 The output is deterministic: the same input gives the same bytes, ordered
 CRDs, Namespaces, other cluster-scoped objects, then namespaced objects.
@@ -25,7 +27,10 @@ CRDs, Namespaces, other cluster-scoped objects, then namespaced objects.
 Certificates are not rendered unless you ask: 'meshctl apply' creates them
 once in the cluster and reuses them. With --certs-dir, build keeps them in
 DIR instead (generated on first use, reused after) and the output then holds
-private keys: treat it as a secret.`,
+private keys: treat it as a secret.
+
+Exit codes: 0 rendered, 1 invalid mesh.cue (nothing printed), 2 bad usage,
+3 error.`,
 		`  # Render ./mesh.cue as YAML
   meshctl build | head
 
@@ -34,17 +39,15 @@ private keys: treat it as a secret.`,
 
   # Render with certificates kept in ./certs, like 'linkerd install'
   meshctl build --certs-dir ./certs | kubectl apply -f -
-`, stdout)
-	fs.StringVarP(&f.output, "output", "o", "yaml", "output format: yaml or json")
-	fs.StringVar(&f.certsDir, "certs-dir", "", "keep generated certificates in DIR and render them (output then holds private keys)")
-	path, code, done := parse(fs, args, stderr)
-	if done {
-		return code
-	}
-	if f.output != "yaml" && f.output != "json" {
-		fmt.Fprintf(stderr, "meshctl build: --output must be yaml or json, not %q\n", f.output)
-		return exitUsage
-	}
+`)
+	addOutputFlag(cmd, &f.output, []string{"yaml", "json"}, "output format: yaml or json")
+	cmd.Flags().StringVar(&f.certsDir, "certs-dir", "", "keep generated certificates in DIR and render them (output then holds private keys)")
+	_ = cmd.MarkFlagDirname("certs-dir")
+	cmd.RunE = runE(func(path string) int { return runBuild(path, f, stdout, stderr) })
+	return cmd
+}
+
+func runBuild(path string, f buildFlags, stdout, stderr io.Writer) int {
 	m, err := schema.Load(path)
 	if err != nil {
 		return reportLoadError(stderr, err)

@@ -8,8 +8,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/internal/testcluster"
 )
@@ -18,7 +28,14 @@ import (
 // so that the CLI's pure tests (exit codes, offline diff) need no cluster.
 var shared testcluster.Shared
 
-func TestMain(m *testing.M) { testcluster.Main(m, &shared) }
+func TestMain(m *testing.M) {
+	// The test binary is meshctl itself for tests that need the whole
+	// process's output: client-go logs to os.Stderr, not to run's writers.
+	if os.Getenv("MESHCTL_TEST_MAIN") == "1" {
+		main()
+	}
+	testcluster.Main(m, &shared)
+}
 
 func writeMesh(t *testing.T, dir, src string) string {
 	t.Helper()
@@ -120,8 +137,26 @@ func TestApplyAndDiffCommands(t *testing.T) {
 	if code != diffChanged || !strings.Contains(out, "-kind: ServiceProfile") || !strings.Contains(out, "0 to create, 0 to configure, 1 to delete") {
 		t.Fatalf("diff of a removed service: exit %d\n%s", code, out)
 	}
-	if code, _, errOut = runCLI("apply", "--max-deletions=0", kc, smaller); code != exitRefused || !strings.Contains(errOut, "prune refused") {
-		t.Fatalf("apply --max-deletions=0: exit %d\n%s", code, errOut)
+	// The refused render also creates a profile and edits a route: the
+	// refusal must come before any of it is written.
+	refused := filepath.Join(dir, "refused.cue")
+	refusedSrc := strings.Replace(readFile(t, smaller), `pathRegex: "/books", timeout: "250ms"}`, `pathRegex: "/books", timeout: "500ms"}`, 1) +
+		`services: "booksapp/webapp": routes: [{name: "GET /", method: "GET", pathRegex: "/"}]` + "\n"
+	if err := os.WriteFile(refused, []byte(refusedSrc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ = runCLI("diff", kc, refused); code != diffChanged || !strings.Contains(out, "1 to create, 1 to configure, 1 to delete") {
+		t.Fatalf("diff of the render to refuse: exit %d\n%s", code, out)
+	}
+	books := profile(t, cluster, "books")
+	if code, out, errOut = runCLI("apply", "--max-deletions=0", kc, refused); code != exitRefused || !strings.Contains(errOut, "prune refused") {
+		t.Fatalf("apply --max-deletions=0: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if after := profile(t, cluster, "books"); after == nil || after.GetResourceVersion() != books.GetResourceVersion() {
+		t.Errorf("a refused apply wrote the changed profile: resourceVersion %s, was %s", after.GetResourceVersion(), books.GetResourceVersion())
+	}
+	if p := profile(t, cluster, "webapp"); p != nil {
+		t.Errorf("a refused apply created %s", p.GetName())
 	}
 	code, out, _ = runCLI("apply", kc, smaller)
 	if code != exitOK || !strings.Contains(out, "ServiceProfile/booksapp/authors.booksapp.svc.cluster.local deleted") || !strings.Contains(out, ", 1 deleted,") {
@@ -140,6 +175,138 @@ func TestApplyAndDiffCommands(t *testing.T) {
 	if code, _, errOut = runCLI("apply", "--kubeconfig="+filepath.Join(dir, "none"), path); code != exitError || !strings.Contains(errOut, "kubeconfig") {
 		t.Fatalf("apply without a cluster: exit %d\n%s", code, errOut)
 	}
+}
+
+// TestApplyForceRecreates: a render that changes an immutable field fails
+// (exit 3) and writes nothing, until --force deletes and recreates the
+// object.
+func TestApplyForceRecreates(t *testing.T) {
+	cluster := shared.Get(t)
+	ctx := context.Background()
+	kc := "--kubeconfig=" + cluster.Kubeconfig
+	path := writeMesh(t, t.TempDir(), booksMesh)
+	if code, out, errOut := runCLI("apply", kc, path); code != exitOK {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	deployments := cluster.Client.AppsV1().Deployments("linkerd")
+	rendered, err := deployments.Get(ctx, "linkerd-destination", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Recreate linkerd-destination out of band with another selector: one
+	// more label. A LabelSelector is atomic to server-side apply, so the
+	// render replaces it whole, and a Deployment's selector is immutable.
+	if err := deployments.Delete(ctx, rendered.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rendered linkerd-destination to be deleted", func() (bool, error) {
+		_, err := deployments.Get(ctx, rendered.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	oob := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: rendered.Name, Namespace: rendered.Namespace, Labels: rendered.Labels, Annotations: rendered.Annotations},
+		Spec:       *rendered.Spec.DeepCopy(),
+	}
+	oob.Spec.Selector.MatchLabels["meshctl.test/recreated"] = "out-of-band"
+	oob.Spec.Template.Labels["meshctl.test/recreated"] = "out-of-band"
+	if _, err := deployments.Create(ctx, oob, metav1.CreateOptions{FieldManager: "out-of-band"}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the rollout, so that the controller manager has no status
+	// left to write and resourceVersion changes only if someone writes.
+	var live *appsv1.Deployment
+	waitFor(t, "the out-of-band linkerd-destination to roll out", func() (bool, error) {
+		d, err := deployments.Get(ctx, rendered.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		live = d
+		return rolledOut(d), nil
+	})
+
+	code, out, errOut := runCLI("apply", kc, path)
+	if code != exitError || !strings.Contains(errOut, "spec.selector") || !strings.Contains(errOut, "--force") {
+		t.Fatalf("apply over an immutable change: exit %d (want %d), stderr should name spec.selector and suggest --force\n%s\n%s", code, exitError, out, errOut)
+	}
+	after, err := deployments.Get(ctx, rendered.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != live.UID || after.ResourceVersion != live.ResourceVersion {
+		t.Errorf("a failed apply changed linkerd-destination: uid %s→%s, resourceVersion %s→%s", live.UID, after.UID, live.ResourceVersion, after.ResourceVersion)
+	}
+
+	if code, out, errOut := runCLI("apply", "--force", kc, path); code != exitOK {
+		t.Fatalf("apply --force: exit %d\n%s\n%s", code, out, errOut)
+	}
+	after, err = deployments.Get(ctx, rendered.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID == live.UID {
+		t.Error("apply --force did not recreate linkerd-destination")
+	}
+	if diff := cmp.Diff(rendered.Spec.Selector, after.Spec.Selector); diff != "" {
+		t.Errorf("selector after apply --force (-rendered +live):\n%s", diff)
+	}
+	if _, ok := after.Spec.Template.Labels["meshctl.test/recreated"]; ok {
+		t.Error("apply --force kept the out-of-band template label")
+	}
+	if code, out, errOut := runCLI("diff", kc, path); code != diffSame {
+		t.Fatalf("diff after apply --force: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+func rolledOut(d *appsv1.Deployment) bool {
+	if d.Status.ObservedGeneration < d.Generation || d.Spec.Replicas == nil ||
+		d.Status.UpdatedReplicas != *d.Spec.Replicas || d.Status.AvailableReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
+		return false
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing {
+			return c.Reason == "NewReplicaSetAvailable"
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds, failing the test after a minute.
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) { return cond() })
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+var serviceProfiles = schema.GroupVersionResource{Group: "linkerd.io", Version: "v1alpha2", Resource: "serviceprofiles"}
+
+// profile returns booksapp's ServiceProfile of service, or nil when there is
+// none.
+func profile(t *testing.T, cluster *testcluster.Cluster, service string) *unstructured.Unstructured {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dyn.Resource(serviceProfiles).Namespace("booksapp").Get(context.Background(), service+".booksapp.svc.cluster.local", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestOfflineDiff compares two revisions without a cluster, from files and

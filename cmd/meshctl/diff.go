@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
@@ -22,14 +24,16 @@ const (
 	diffError   = 3
 )
 
-func runDiff(args []string, stdout, stderr io.Writer) int {
-	var (
-		kf             apply.KubeFlags
-		output         string
-		offline, force bool
-		base, baseRev  string
-	)
-	fs := newFlags("diff", "meshctl diff [PATH] [-o text|markdown|json] [--offline --base OLD.cue | --base-rev GITREV]",
+type diffFlags struct {
+	cluster        clusterFlags
+	output         string
+	offline, force bool
+	base, baseRev  string
+}
+
+func newDiffCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f diffFlags
+	cmd := pathCommand("diff [PATH]", "Show what apply would change, against the cluster or another revision",
 		`Show what 'meshctl apply' would change. Every object is dry-run on the
 server and compared with the live one; the diff is unified YAML (live
 against merged), followed by the objects that would be pruned. Secret
@@ -41,6 +45,9 @@ the mesh without a cluster (for pull-request checks), shows each changed
 object's fields, and says in a line what the biggest changes mean ("HA off:
 linkerd-destination replicas 3→1, 3 PDBs removed"). Certificate-bearing
 objects are left out of offline renders.
+
+The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
+and the rest); kubectl's -n/--namespace has no meaning here.
 
 Exit codes: 0 no differences, 1 differences, 2 bad usage, 3 error (an
 invalid mesh.cue included, so that 1 always means differences).`,
@@ -55,26 +62,25 @@ invalid mesh.cue included, so that 1 always means differences).`,
 
   # Compare two files
   meshctl diff --offline --base old/mesh.cue mesh.cue
-`, stdout)
-	fs.StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
-	fs.BoolVar(&offline, "offline", false, "compare with --base or --base-rev instead of a cluster")
-	fs.StringVar(&base, "base", "", "the older mesh file or directory to compare with (implies --offline)")
-	fs.StringVar(&baseRev, "base-rev", "", "a git revision whose PATH is the older mesh (implies --offline)")
-	fs.BoolVar(&force, "force", false, "count immutable-field changes as recreates rather than errors")
-	addKubeFlags(fs, &kf)
-	path, code, done := parse(fs, args, stderr)
-	if done {
-		return code
-	}
-	if output != "text" && output != "markdown" && output != "json" {
-		fmt.Fprintf(stderr, "meshctl diff: --output must be text, markdown or json, not %q\n", output)
-		return exitUsage
-	}
-	if base != "" && baseRev != "" {
+`)
+	fs := cmd.Flags()
+	addOutputFlag(cmd, &f.output, []string{"text", "markdown", "json"}, "output format: text, markdown or json")
+	fs.BoolVar(&f.offline, "offline", false, "compare with --base or --base-rev instead of a cluster")
+	fs.StringVar(&f.base, "base", "", "the older mesh file or directory to compare with (implies --offline)")
+	fs.StringVar(&f.baseRev, "base-rev", "", "a git revision whose PATH is the older mesh (implies --offline)")
+	fs.BoolVar(&f.force, "force", false, "count immutable-field changes as recreates rather than errors")
+	_ = cmd.MarkFlagFilename("base", "cue")
+	addClusterFlags(cmd, &f.cluster)
+	cmd.RunE = runE(func(path string) int { return runDiff(path, &f, stdout, stderr) })
+	return cmd
+}
+
+func runDiff(path string, f *diffFlags, stdout, stderr io.Writer) int {
+	if f.base != "" && f.baseRev != "" {
 		fmt.Fprintln(stderr, "meshctl diff: give --base or --base-rev, not both")
 		return exitUsage
 	}
-	if offline && base == "" && baseRev == "" {
+	if f.offline && f.base == "" && f.baseRev == "" {
 		fmt.Fprintln(stderr, "meshctl diff: --offline needs --base OLD.cue or --base-rev GITREV")
 		return exitUsage
 	}
@@ -84,16 +90,16 @@ invalid mesh.cue included, so that 1 always means differences).`,
 		return diffError
 	}
 	var res *apply.DiffResult
-	if base != "" || baseRev != "" {
-		res, err = offlineDiff(m, path, base, baseRev)
+	if f.base != "" || f.baseRev != "" {
+		res, err = offlineDiff(m, path, f.base, f.baseRev)
 	} else {
-		res, err = clusterDiff(m, kf, force)
+		res, err = clusterDiff(m, &f.cluster, f.force, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "meshctl diff: %v\n", err)
 		return diffError
 	}
-	switch output {
+	switch f.output {
 	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -112,10 +118,10 @@ invalid mesh.cue included, so that 1 always means differences).`,
 	return diffSame
 }
 
-func clusterDiff(m *schema.Mesh, kf apply.KubeFlags, force bool) (*apply.DiffResult, error) {
+func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer) (*apply.DiffResult, error) {
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, err := apply.Connect(kf)
+	c, err := cf.connect(stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -23,88 +23,122 @@ const (
 	exitError   = 3 // any other failure
 )
 
-// command is one meshctl subcommand.
-type command struct {
-	name    string
-	summary string
-	run     func(args []string, stdout, stderr io.Writer) int
-}
-
-func commands() []command {
-	return []command{
-		{"vet", "Validate mesh.cue against the schema", runVet},
-		{"build", "Render mesh.cue into Kubernetes objects", runBuild},
-		{"diff", "Show what apply would change, against the cluster or another revision", runDiff},
-		{"apply", "Make the cluster match mesh.cue (staged server-side apply, prune)", runApply},
-		{"version", "Print the meshctl version and the Linkerd release it targets", runVersion},
-	}
-}
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the whole CLI: it builds a fresh command tree, so that nothing
+// outlives one call, and turns the outcome into an exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
+	silenceClientLogs()
+	root := newRoot(stdout, stderr)
+	if len(args) == 0 {
+		_ = root.Help()
+		return exitUsage
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	var code exitCode
+	switch {
+	case err == nil:
 		return exitOK
+	case errors.As(err, &code):
+		return int(code)
+	case cmd == root && strings.HasPrefix(err.Error(), "unknown command"):
+		fmt.Fprintf(stderr, "meshctl: unknown command %q\nRun 'meshctl --help' for the commands.\n", args[0])
+	default:
+		// Cobra's own errors are all about usage: flags, arguments.
+		fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "meshctl: unknown command %q\nRun 'meshctl --help' for the commands.\n", args[0])
 	return exitUsage
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `meshctl manages a Linkerd service mesh from one declarative file, mesh.cue.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "meshctl",
+		Short: "Manage a Linkerd service mesh from one declarative file, mesh.cue",
+		Long: `meshctl manages a Linkerd service mesh from one declarative file, mesh.cue.
 
-Usage:
-  meshctl <command> [flags] [PATH]
-
-Commands:
-`)
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
 PATH is a .cue file or a directory of them; it defaults to ./mesh.cue.
-Run 'meshctl <command> --help' for a command's flags and examples.
-`)
-}
+Run 'meshctl <command> --help' for a command's flags and examples.`,
+		Example: `  # Check, render, compare and apply ./mesh.cue
+  meshctl vet
+  meshctl build | head
+  meshctl diff
+  meshctl apply --wait
 
-// newFlags returns a flag set whose --help prints the command's usage,
-// description and examples.
-func newFlags(name, use, about, examples string, stdout io.Writer) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "%s\n\nUsage:\n  %s\n\nFlags:\n%s\nExamples:\n%s", about, use, fs.FlagUsages(), examples)
+  # Shell completion for the current bash session
+  source <(meshctl completion bash)`,
+		// meshctl prints one line per problem itself; cobra's "Error:"
+		// line and usage dump would repeat it.
+		SilenceErrors:      true,
+		SilenceUsage:       true,
+		DisableSuggestions: true,
+		CompletionOptions:  cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
-	return fs
-}
-
-// parse parses flags and returns the single optional PATH argument. done is
-// true when the command should exit with code.
-func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) (path string, code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return "", exitOK, true
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newVetCmd(stdout, stderr),
+		newBuildCmd(stdout, stderr),
+		newDiffCmd(stdout, stderr),
+		newApplyCmd(stdout, stderr),
+		newVersionCmd(stdout),
+		newCompletionCmd(stdout, stderr),
+	)
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			c.Example = "  # The flags and examples of apply\n  meshctl help apply"
 		}
-		fmt.Fprintf(stderr, "meshctl %s: %v\n", fs.Name(), err)
-		return "", exitUsage, true
 	}
-	switch fs.NArg() {
-	case 0:
-		return "mesh.cue", 0, false
-	case 1:
-		return fs.Arg(0), 0, false
+	return root
+}
+
+// exitCode is what a command returns to exit with a code once it has
+// printed its own message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit code %d", int(e)) }
+
+// runE adapts a command body that returns an exit code to cobra.
+func runE(body func(path string) int) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		path := "mesh.cue"
+		if len(args) == 1 {
+			path = args[0]
+		}
+		if code := body(path); code != exitOK {
+			return exitCode(code)
+		}
+		return nil
 	}
-	fmt.Fprintf(stderr, "meshctl %s: expected at most one PATH, got %s\n", fs.Name(), strings.Join(fs.Args(), " "))
-	return "", exitUsage, true
+}
+
+// pathArg accepts the single optional PATH argument.
+func pathArg(_ *cobra.Command, args []string) error {
+	if len(args) > 1 {
+		return fmt.Errorf("expected at most one PATH, got %s", strings.Join(args, " "))
+	}
+	return nil
+}
+
+// completePath offers .cue files and directories for PATH.
+func completePath(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return []cobra.Completion{"cue"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+// pathCommand is a command that takes the optional PATH argument.
+func pathCommand(use, short, long, example string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Long:              long,
+		Example:           strings.TrimRight(example, "\n"),
+		Args:              pathArg,
+		ValidArgsFunction: completePath,
+	}
 }

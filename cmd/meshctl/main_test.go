@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -29,6 +35,21 @@ func TestExitCodes(t *testing.T) {
 		{"bad output", []string{"build", "-o", "xml", "../../examples/ha.cue"}, exitUsage, "yaml or json"},
 		{"two paths", []string{"vet", "a.cue", "b.cue"}, exitUsage, "at most one PATH"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
+		{"no command", nil, exitUsage, ""},
+		{"help", []string{"help"}, exitOK, ""},
+		// Values are checked as flags are parsed, before the (missing)
+		// file is read or a cluster is dialled.
+		{"bad max-deletions", []string{"apply", "--max-deletions=5x", "--kubeconfig=nope", "nope.cue"}, exitUsage, `invalid argument "5x" for "--max-deletions" flag: invalid limit "5x"`},
+		{"bad max-deletions percent", []string{"apply", "--max-deletions", "150%", "nope.cue"}, exitUsage, "want 0%..100%"},
+		{"bad apply output", []string{"apply", "-o", "yaml", "nope.cue"}, exitUsage, "want text or json"},
+		{"bad diff output", []string{"diff", "--output=yaml", "nope.cue"}, exitUsage, "want text, markdown or json"},
+		{"kubectl's namespace is not meshctl's", []string{"apply", "-n", "linkerd", "nope.cue"}, exitUsage, "unknown shorthand flag: 'n'"},
+		{"old namespace flag", []string{"diff", "--namespace=meshctl", "nope.cue"}, exitUsage, "unknown flag: --namespace"},
+		{"bad request-timeout", []string{"diff", "--request-timeout=soon", "nope.cue"}, exitUsage, `invalid argument "soon" for "--request-timeout" flag`},
+		{"unreadable kubeconfig", []string{"apply", "--kubeconfig=nope", "../../examples/ha.cue"}, exitError, "kubeconfig"},
+		{"diff unreadable kubeconfig", []string{"diff", "--kubeconfig=nope", "../../examples/ha.cue"}, diffError, "kubeconfig"},
+		{"completion needs a shell", []string{"completion"}, exitUsage, "accepts 1 arg"},
+		{"completion of an unknown shell", []string{"completion", "tcsh"}, exitUsage, `invalid argument "tcsh"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,16 +60,91 @@ func TestExitCodes(t *testing.T) {
 			if code == exitInvalid && tc.args[0] == "build" && out != "" {
 				t.Errorf("build printed objects for an invalid mesh: %q", out)
 			}
+			// One line per problem: no "Error:" line, no usage dump.
+			if code != exitOK && (strings.Contains(errOut, "Error:") || strings.Contains(errOut, "Usage:") || strings.Contains(out, "Flags:") && len(tc.args) > 0) {
+				t.Errorf("cobra's own error output leaked:\nstdout %q\nstderr %q", out, errOut)
+			}
 		})
 	}
 }
 
-func TestHelpHasExamples(t *testing.T) {
-	for _, c := range commands() {
-		code, out, _ := runCLI(c.name, "--help")
-		if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "meshctl "+c.name) {
-			t.Errorf("%s --help: exit %d, output %q", c.name, code, out)
+// commands are meshctl's user-facing commands.
+func commands() []*cobra.Command {
+	var cmds []*cobra.Command
+	for _, c := range newRoot(io.Discard, io.Discard).Commands() {
+		if c.IsAvailableCommand() || c.Name() == "help" {
+			cmds = append(cmds, c)
 		}
+	}
+	return cmds
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	names := []string{}
+	for _, c := range commands() {
+		names = append(names, c.Name())
+		code, out, _ := runCLI(c.Name(), "--help")
+		if code != exitOK || !strings.Contains(out, "Examples:\n  ") || !strings.Contains(out, "meshctl "+c.Name()) || !strings.HasPrefix(out, c.Long) || c.Long == "" {
+			t.Errorf("%s --help: exit %d, output %q", c.Name(), code, out)
+		}
+	}
+	want := []string{"apply", "build", "completion", "diff", "help", "version", "vet"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("commands (-want +got):\n%s", diff)
+	}
+	code, out, _ := runCLI("--help")
+	if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "completion") {
+		t.Errorf("meshctl --help: exit %d, output %q", code, out)
+	}
+	// kubectl's client flags are listed apart from apply's own.
+	_, out, _ = runCLI("apply", "--help")
+	own, client, ok := strings.Cut(out, "Client flags, as kubectl's:")
+	if !ok || !strings.Contains(own, "--max-deletions N|N%") || !strings.Contains(own, "--meshctl-namespace") || strings.Contains(own, "--kubeconfig string") ||
+		!strings.Contains(client, "--kubeconfig") || !strings.Contains(client, "--as-group") || strings.Contains(client, "--namespace") {
+		t.Errorf("apply --help does not list its own flags apart from the client flags:\n%s", out)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		code, out, errOut := runCLI("completion", shell)
+		if code != exitOK || errOut != "" || !strings.Contains(out, "meshctl") || !strings.Contains(out, "__complete") {
+			t.Errorf("completion %s: exit %d, stderr %q, %d bytes", shell, code, errOut, len(out))
+		}
+	}
+
+	complete := func(args ...string) (words []string, directive string) {
+		t.Helper()
+		code, out, _ := runCLI(append([]string{"__complete"}, args...)...)
+		if code != exitOK {
+			t.Fatalf("__complete %q: exit %d", args, code)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			word, _, _ := strings.Cut(l, "\t")
+			words = append(words, word)
+		}
+		return words, lines[len(lines)-1]
+	}
+	if words, _ := complete(""); !slices.Contains(words, "apply") || !slices.Contains(words, "diff") || !slices.Contains(words, "completion") {
+		t.Errorf("commands offered: %q", words)
+	}
+	if words, _ := complete("apply", "--max"); !slices.Equal(words, []string{"--max-deletions"}) {
+		t.Errorf("apply --max offers %q", words)
+	}
+	if words, _ := complete("apply", "--kube"); !slices.Equal(words, []string{"--kubeconfig"}) {
+		t.Errorf("apply --kube offers %q", words)
+	}
+	if words, _ := complete("diff", "-o", ""); !slices.Equal(words, []string{"text", "markdown", "json"}) {
+		t.Errorf("diff -o offers %q", words)
+	}
+	// PATH: .cue files and directories.
+	words, directive := complete("vet", "")
+	if !slices.Equal(words, []string{"cue"}) || directive != fmt.Sprintf(":%d", cobra.ShellCompDirectiveFilterFileExt) {
+		t.Errorf("vet PATH completes %q %s", words, directive)
+	}
+	if words, _ := complete("completion", ""); !slices.Equal(words, []string{"bash", "zsh", "fish"}) {
+		t.Errorf("completion offers %q", words)
 	}
 }
 

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshctl/meshctl/schema"
 )
 
-func runVet(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("vet", "meshctl vet [PATH]",
-		"Validate a mesh against the meshctl schema: every field known, every\nconstraint met, every value concrete. Errors go to stderr, one per line,\nas file:line:col: field.path: message.",
+func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
+	var quiet bool
+	cmd := pathCommand("vet [PATH]", "Validate mesh.cue against the schema",
+		"Validate a mesh against the meshctl schema: every field known, every\nconstraint met, every value concrete. Errors go to stderr, one per line,\nas file:line:col: field.path: message.\n\nExit codes: 0 valid, 1 invalid, 2 bad usage.",
 		`  # Check ./mesh.cue
   meshctl vet
 
@@ -19,19 +22,18 @@ func runVet(args []string, stdout, stderr io.Writer) int {
 
   # The same check with the upstream cue command
   cue vet -c schema/mesh.cue mesh.cue
-`, stdout)
-	quiet := fs.BoolP("quiet", "q", false, "print nothing when the mesh is valid")
-	path, code, done := parse(fs, args, stderr)
-	if done {
-		return code
-	}
-	if _, err := schema.Load(path); err != nil {
-		return reportLoadError(stderr, err)
-	}
-	if !*quiet {
-		fmt.Fprintf(stdout, "%s: valid\n", path)
-	}
-	return exitOK
+`)
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when the mesh is valid")
+	cmd.RunE = runE(func(path string) int {
+		if _, err := schema.Load(path); err != nil {
+			return reportLoadError(stderr, err)
+		}
+		if !quiet {
+			fmt.Fprintf(stdout, "%s: valid\n", path)
+		}
+		return exitOK
+	})
+	return cmd
 }
 
 // reportLoadError prints a load failure; any failure to read or validate the

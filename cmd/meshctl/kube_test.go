@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// meshctlProcess runs the test binary as meshctl (see TestMain) and returns
+// its exit code and whole output.
+func meshctlProcess(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "MESHCTL_TEST_MAIN=1")
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), o.String(), e.String()
+}
+
+func writeKubeconfig(t *testing.T, dir, server string, insecure bool) string {
+	t.Helper()
+	p := filepath.Join(dir, "kubeconfig")
+	src := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q, insecure-skip-tls-verify: %t}}]
+users: [{name: u, user: {token: t0ken}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`, server, insecure)
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestConnectionFailureIsOneLine: when the cluster cannot be reached,
+// meshctl prints its own line and nothing of client-go's logging.
+func TestConnectionFailureIsOneLine(t *testing.T) {
+	dir := t.TempDir()
+	mesh := writeMesh(t, dir, "{}\n")
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "https://" + l.Addr().String()
+	l.Close()
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	defer unavailable.Close()
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0) // its TLS handshake errors
+	untrusted.StartTLS()
+	defer untrusted.Close()
+
+	for _, tc := range []struct{ name, server, want string }{
+		{"refused", refused, "connection refused"},
+		{"unavailable", unavailable.URL, "unable to handle the request"},
+		{"untrusted certificate", untrusted.URL, "certificate"},
+	} {
+		kc := writeKubeconfig(t, t.TempDir(), tc.server, false)
+		for _, verb := range []string{"apply", "diff"} {
+			t.Run(tc.name+"/"+verb, func(t *testing.T) {
+				code, out, errOut := meshctlProcess(t, verb, "--kubeconfig="+kc, "--request-timeout=20s", mesh)
+				lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+				if code != exitError || out != "" || len(lines) != 1 || !strings.HasPrefix(errOut, "meshctl "+verb+": ") || !strings.Contains(errOut, tc.want) {
+					t.Errorf("exit %d (want %d), stdout %q, stderr (want one meshctl line with %q):\n%s", code, exitError, out, tc.want, errOut)
+				}
+			})
+		}
+	}
+}
