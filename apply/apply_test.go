@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/apply"
@@ -332,33 +338,42 @@ func TestSecretsAreMasked(t *testing.T) {
 
 func TestEmptyRenderAndMassDeletionRefuse(t *testing.T) {
 	e := newEnv(t)
-	objs := []*unstructured.Unstructured{e.configMap("a", "1"), e.configMap("b", "1"), e.configMap("c", "1")}
-	e.apply(set([]*unstructured.Unstructured{e.namespace()}, objs), apply.Options{})
+	var objs []*unstructured.Unstructured
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		objs = append(objs, e.configMap(name, "1"))
+	}
+	first := set([]*unstructured.Unstructured{e.namespace()}, objs)
+	e.apply(first, apply.Options{})
 	inv, _ := e.c.ReadInventory(e.ctx)
+	before := e.resourceVersions(first)
 
 	_, err := e.c.Apply(e.ctx, apply.Set{Version: "test"}, apply.Options{Prune: true})
 	if !errors.Is(err, apply.ErrPruneRefused) || !strings.Contains(err.Error(), "render is empty") {
 		t.Fatalf("empty render: err = %v, want a refusal", err)
 	}
-	// Dropping 3 of 4 inventoried objects is over the default 50%.
-	_, err = e.c.Apply(e.ctx, set([]*unstructured.Unstructured{e.namespace()}), apply.Options{Prune: true})
+	// Keeping a (changed) and adding "new" while dropping the other 5 of 7
+	// inventoried objects is over the default 50%: refused before anything
+	// is written, so "new" is not created and a is not changed.
+	refused := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{e.configMap("a", "2"), e.configMap("new", "1")})
+	_, err = e.c.Apply(e.ctx, refused, apply.Options{Prune: true})
 	if !errors.Is(err, apply.ErrPruneRefused) || !strings.Contains(err.Error(), "--max-deletions=50%") {
 		t.Fatalf("mass deletion: err = %v, want a refusal", err)
 	}
-	for _, o := range objs {
-		if _, err := e.get("v1", "ConfigMap", e.ns, o.GetName()); err != nil {
-			t.Errorf("%s was touched by a refused run: %v", o.GetName(), err)
-		}
+	if _, err := e.get("v1", "ConfigMap", e.ns, "new"); !apierrors.IsNotFound(err) {
+		t.Errorf("a refused run created ConfigMap new: %v", err)
+	}
+	if d := cmp.Diff(before, e.resourceVersions(first)); d != "" {
+		t.Errorf("a refused run wrote objects (-before +after):\n%s", d)
 	}
 	after, _ := e.c.ReadInventory(e.ctx)
 	if len(after.Objects) != len(inv.Objects) || len(after.Pending) != 0 {
 		t.Errorf("a refused run changed the inventory: %+v", after)
 	}
 	// With a higher limit it goes through.
-	lim, _ := apply.ParseLimit("3")
-	res := e.apply(set([]*unstructured.Unstructured{e.namespace()}), apply.Options{MaxDeletions: lim})
-	if res.Summary[apply.Deleted] != 3 {
-		t.Errorf("with --max-deletions=3: %v", res.Entries)
+	lim, _ := apply.ParseLimit("5")
+	res := e.apply(refused, apply.Options{MaxDeletions: lim})
+	if res.Summary[apply.Deleted] != 5 || res.Summary[apply.Created] != 1 || res.Summary[apply.Configured] != 1 {
+		t.Errorf("with --max-deletions=5: %v", res.Entries)
 	}
 }
 
@@ -428,12 +443,11 @@ func TestPruneKeepsAnnotatedAndInUseObjects(t *testing.T) {
 			t.Errorf("namespace kept without naming what it holds: %q", en.Reason)
 		}
 	}
-	if _, err := e.get("v1", "Namespace", "", e.ns); err != nil {
-		t.Errorf("namespace: %v", err)
-	}
-	live, err := e.get("v1", "Namespace", "", e.ns)
-	if err == nil && live.GetDeletionTimestamp() != nil {
-		t.Error("namespace is being deleted")
+	for _, id := range []struct{ kind, ns, name string }{{"Namespace", "", e.ns}, {"ConfigMap", e.ns, "kept"}, {"ConfigMap", e.ns, "users-own"}} {
+		live, err := e.get("v1", id.kind, id.ns, id.name)
+		if err != nil || live.GetDeletionTimestamp() != nil {
+			t.Errorf("%s %s was deleted by the prune: %v", id.kind, id.name, err)
+		}
 	}
 }
 
@@ -479,22 +493,46 @@ func TestTakeOverKubectlAndHelmObjects(t *testing.T) {
 
 func TestImmutableFieldNeedsForce(t *testing.T) {
 	e := newEnv(t)
-	sec := func(v string) *unstructured.Unstructured {
-		s := e.secret("frozen", v)
+	sec := func(name, v string, force bool) *unstructured.Unstructured {
+		s := e.secret(name, v)
 		s.Object["immutable"] = true
+		if force {
+			s.SetAnnotations(map[string]string{apply.AnnotationForce: "enabled"})
+		}
 		return s
 	}
-	e.apply(set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("one")}), apply.Options{})
-	s2 := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("two")})
-	_, err := e.c.Apply(e.ctx, s2, apply.Options{Prune: true})
-	if err == nil || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), apply.AnnotationForce) {
-		t.Fatalf("err = %v, want one that names --force and %s", err, apply.AnnotationForce)
+	e.apply(set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("frozen", "one", false), sec("annotated", "one", true)}), apply.Options{})
+	frozen, _ := e.get("v1", "Secret", e.ns, "frozen")
+	annotated, _ := e.get("v1", "Secret", e.ns, "annotated")
+
+	// Without --force: the error names the field and the way out, and the
+	// object is left as it was.
+	s2 := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("frozen", "two", false)})
+	_, err := e.c.Apply(e.ctx, s2, apply.Options{Prune: true, ForcePrune: true})
+	for _, want := range []string{"data: Forbidden: field is immutable", "--force", apply.AnnotationForce} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to say %q", err, want)
+		}
 	}
-	before, _ := e.get("v1", "Secret", e.ns, "frozen")
-	res := e.apply(s2, apply.Options{Force: true})
+	if after, _ := e.get("v1", "Secret", e.ns, "frozen"); after.GetResourceVersion() != frozen.GetResourceVersion() || after.GetUID() != frozen.GetUID() {
+		t.Errorf("the refused Secret changed: resourceVersion %s → %s", frozen.GetResourceVersion(), after.GetResourceVersion())
+	}
+
+	// The annotation recreates that object alone, without --force.
+	s3 := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{sec("frozen", "one", false), sec("annotated", "two", true)})
+	res := e.apply(s3, apply.Options{})
+	if after, _ := e.get("v1", "Secret", e.ns, "annotated"); res.Writes != 1 || after.GetUID() == annotated.GetUID() {
+		t.Errorf("%s: enabled did not recreate: %v (uid %s → %s)", apply.AnnotationForce, res.Entries, annotated.GetUID(), after.GetUID())
+	}
+
+	// --force recreates.
+	res = e.apply(s2, apply.Options{Force: true, ForcePrune: true})
 	after, _ := e.get("v1", "Secret", e.ns, "frozen")
-	if res.Writes != 1 || before.GetUID() == after.GetUID() {
-		t.Errorf("--force did not recreate: %v (uid %s → %s)", res.Entries, before.GetUID(), after.GetUID())
+	if res.Summary[apply.Created] != 1 || after.GetUID() == frozen.GetUID() {
+		t.Errorf("--force did not recreate: %v (uid %s → %s)", res.Entries, frozen.GetUID(), after.GetUID())
+	}
+	if v, _, _ := unstructured.NestedString(after.Object, "data", "password"); v != "dHdv" {
+		t.Errorf("recreated Secret holds %q, want two (base64 dHdv)", v)
 	}
 }
 
@@ -523,14 +561,28 @@ func TestWaitReportsPendingPods(t *testing.T) {
 			"topologyKey":   "kubernetes.io/hostname",
 		}},
 	}}
-	var progress strings.Builder
-	_, err := e.c.Apply(e.ctx, set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{d}),
-		apply.Options{Prune: true, Wait: true, Timeout: 12 * time.Second, Progress: &progress})
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{d})
+	e.apply(s, apply.Options{})
+	// Wait, however long a busy machine takes, for the state the wait must
+	// explain: 3 replicas ready, one per node, and the 4th unschedulable.
+	err := wait.PollUntilContextCancel(e.ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		live, err := e.get("apps/v1", "Deployment", e.ns, "spread")
+		if err != nil {
+			return false, nil
+		}
+		ready, _, _ := unstructured.NestedInt64(live.Object, "status", "readyReplicas")
+		return ready == 3, nil
+	})
+	if err != nil {
+		t.Fatalf("3 of the 4 replicas never became ready: %v", err)
+	}
+	var progress syncBuffer
+	_, err = e.c.Apply(e.ctx, s, apply.Options{Prune: true, Wait: true, Timeout: 10 * time.Second, ReportEvery: 200 * time.Millisecond, Progress: &progress})
 	if err == nil {
 		t.Fatal("4 replicas with required anti-affinity on 3 nodes became ready")
 	}
 	// A long wait says what it is waiting for while it waits.
-	if p := progress.String(); !strings.Contains(p, "still waiting after 10s:") || !strings.Contains(p, "3/4 replicas ready") {
+	if p := progress.String(); !regexp.MustCompile(`stage s2: still waiting after \d+s:\n  Deployment/\S+/spread: 3/4 replicas ready`).MatchString(p) {
 		t.Errorf("progress during the wait:\n%s", p)
 	}
 	for _, want := range []string{"3/4 replicas ready", "Pending", "anti-affinity"} {
@@ -538,6 +590,25 @@ func TestWaitReportsPendingPods(t *testing.T) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
 	}
+}
+
+// syncBuffer is a strings.Builder that a reporting goroutine may write to
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestUnownedNamespaceIsReleasedNotDeleted(t *testing.T) {
@@ -655,5 +726,51 @@ func TestCRDWithOwnedCustomResourcesIsKept(t *testing.T) {
 	}
 	if _, err := e.get(group+"/v1", "Widget", e.ns, "w"); err != nil {
 		t.Errorf("the controller's Widget is gone: %v", err)
+	}
+}
+
+// TestWebhookConfigurationsGoLast: within a stage, admission webhook
+// configurations are written after every other object, so they never guard
+// objects of their own stage. The server's resourceVersions (etcd
+// revisions, compared as numbers in this test only) say in which order the
+// objects were written.
+func TestWebhookConfigurationsGoLast(t *testing.T) {
+	e := newEnv(t)
+	hook := obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "", e.ns+"-guard", map[string]any{
+		"webhooks": []any{map[string]any{
+			"name":                    "guard.meshctl.io",
+			"admissionReviewVersions": []any{"v1"},
+			"sideEffects":             "None",
+			"failurePolicy":           "Ignore",
+			"clientConfig":            map[string]any{"service": map[string]any{"name": "guard", "namespace": e.ns}},
+			// Matches nothing: the test is about order, not admission.
+			"objectSelector": map[string]any{"matchLabels": map[string]any{"meshctl.io/never": "true"}},
+			"rules": []any{map[string]any{
+				"apiGroups": []any{""}, "apiVersions": []any{"v1"}, "operations": []any{"CREATE"}, "resources": []any{"configmaps"},
+			}},
+		}},
+	})
+	objs := []*unstructured.Unstructured{hook}
+	for i := range 12 {
+		objs = append(objs, e.configMap(fmt.Sprintf("cm-%02d", i), "1"))
+	}
+	e.apply(set([]*unstructured.Unstructured{e.namespace()}, objs), apply.Options{})
+	t.Cleanup(func() { e.kube.Delete(context.Background(), hook) })
+	rev := func(o *unstructured.Unstructured) uint64 {
+		u, err := e.get(o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.ParseUint(u.GetResourceVersion(), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	hookRev := rev(hook)
+	for _, u := range objs[1:] {
+		if r := rev(u); r >= hookRev {
+			t.Errorf("%s written at revision %d, after the webhook configuration (%d)", apply.ID(u), r, hookRev)
+		}
 	}
 }

@@ -2,11 +2,15 @@ package generators
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/pem"
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"testing/cryptotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,34 +44,95 @@ func build(t testing.TB, m *schema.Mesh, in Inputs) []byte {
 }
 
 // TestGolden renders each testdata/golden/*.cue and compares it with the
-// .yaml beside it (refresh with go test ./generators -update).
+// .yaml beside it, and renders it again with fixed test certificates into
+// .certs.yaml, so that the certificate-bearing objects are covered too.
+// Refresh with go test ./generators -update; `make golden-check` fails when
+// refreshing would change, add or remove a file.
 func TestGolden(t *testing.T) {
 	inputs, _ := filepath.Glob("../testdata/golden/*.cue")
 	if len(inputs) < 4 {
 		t.Fatalf("expected the default, ha, cni and replicas inputs, found %v", inputs)
 	}
+	want := map[string]bool{}
 	for _, f := range inputs {
+		base := strings.TrimSuffix(f, ".cue")
+		want[base+".yaml"], want[base+".certs.yaml"] = true, true
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			m, err := schema.Load(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := build(t, m, Inputs{})
-			golden := strings.TrimSuffix(f, ".cue") + ".yaml"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./generators -update)", err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("render differs from %s (-want +got):\n%s", golden, d)
-			}
+			checkGolden(t, base+".yaml", build(t, m, Inputs{}))
+			withCerts := redactKeys(t, build(t, m, Inputs{Certs: fixedCerts(t)}))
+			checkGolden(t, base+".certs.yaml", withCerts)
 		})
 	}
+	// A golden whose input is gone is stale.
+	goldens, _ := filepath.Glob("../testdata/golden/*.yaml")
+	for _, g := range goldens {
+		if !want[g] {
+			t.Errorf("%s has no input .cue beside it: remove it", g)
+		}
+	}
+}
+
+// checkGolden compares got with the golden file, or rewrites the file with
+// -update (and then reports nothing: the rewrite is the result).
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./generators -update)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("render differs from %s (-want +got):\n%s", golden, d)
+	}
+}
+
+// fixedCerts generates the mesh's certificates from a fixed random seed and
+// a fixed time, so that they render the same bytes every time.
+func fixedCerts(t *testing.T) *certs.Bundle {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, 2019)
+	return testCerts(t)
+}
+
+// privateKey matches a base64-encoded PEM private key in a rendered Secret's
+// data: "-----BEGIN " base64-encoded, then anything up to the line's end.
+var privateKey = regexp.MustCompile(`(?m)^(\s+[\w.-]+: )(LS0tLS1CRUdJTi[A-Za-z0-9+/=]+)$`)
+
+// redactKeys replaces every private key in a render with a marker, so that
+// no key material goes into git, and fails if one is left.
+func redactKeys(t *testing.T, render []byte) []byte {
+	t.Helper()
+	n := 0
+	out := privateKey.ReplaceAllFunc(render, func(line []byte) []byte {
+		m := privateKey.FindSubmatch(line)
+		pemBytes, err := base64.StdEncoding.DecodeString(string(m[2]))
+		if err != nil {
+			t.Errorf("undecodable Secret value in %q", line)
+			return line
+		}
+		block, _ := pem.Decode(pemBytes)
+		if block == nil || !strings.Contains(block.Type, "PRIVATE KEY") {
+			return line // a certificate: public, and worth comparing
+		}
+		n++
+		return append(m[1], []byte("REDACTED-"+strings.ReplaceAll(block.Type, " ", "-"))...)
+	})
+	if n == 0 {
+		t.Error("the render with certificates holds no private key to redact: is the issuer Secret gone?")
+	}
+	if bytes.Contains(out, []byte("PRIVATE KEY")) || bytes.Contains(out, []byte("LS0tLS1CRUdJTiBFQyBQUklWQVRF")) || bytes.Contains(out, []byte("LS0tLS1CRUdJTiBQUklWQVRF")) {
+		t.Fatal("a private key survived the redaction")
+	}
+	return out
 }
 
 func testCerts(t testing.TB) *certs.Bundle {

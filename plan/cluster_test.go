@@ -3,11 +3,14 @@ package plan_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,10 +64,11 @@ func applyMesh(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mes
 }
 
 // TestDefaultMeshRollsOut applies the root mesh.cue with --wait: every
-// generated object is accepted, the control plane becomes Available on the
-// fake nodes, a second apply writes nothing and certificates stay as they
-// were.
+// generated object is accepted, the stages are written in order, each after
+// the previous one is ready, a second apply writes nothing, and the
+// certificates are neither rotated, nor rewritten, nor pruned.
 func TestDefaultMeshRollsOut(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx, c := connect(t, "")
 	m := load(t, "../mesh.cue")
 	var progress bytes.Buffer
@@ -75,35 +79,100 @@ func TestDefaultMeshRollsOut(t *testing.T) {
 	if res.Summary[apply.Created] < 50 {
 		t.Errorf("created %d objects: %v", res.Summary[apply.Created], res.Entries)
 	}
-	for _, stage := range []string{"crds", "control-plane", "mesh-config"} {
-		if !strings.Contains(progress.String(), "stage "+stage+": ready") {
-			t.Errorf("progress does not report stage %s ready:\n%s", stage, progress.String())
-		}
+	set := mustSet(t, ctx, c, m)
+	if got := stageNames(set); !slices.Equal(got, []string{"crds", "control-plane", "mesh-config"}) {
+		t.Fatalf("stages %v", got)
 	}
-	issuer := func() []byte {
-		s := &corev1.Secret{}
-		if err := c.Kube().Get(ctx, types.NamespacedName{Namespace: "linkerd", Name: "linkerd-identity-issuer"}, s); err != nil {
-			t.Fatal(err)
-		}
-		return s.Data["crt.pem"]
-	}
-	first := issuer()
+	checkStageOrder(t, ctx, c.Kube(), cluster.Client, set, res, true)
+
+	certsBefore := certificatesSecret(t, ctx, c)
+	before := versions(t, ctx, c.Kube(), set)
 	again, err := applyMesh(t, ctx, c, m, apply.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Writes != 0 {
-		t.Errorf("second apply wrote: %v", again.Entries)
+	if d := cmp.Diff(before, versions(t, ctx, c.Kube(), set)); d != "" {
+		t.Errorf("a no-op apply wrote objects (-before +after):\n%s", d)
 	}
-	if !bytes.Equal(first, issuer()) {
-		t.Error("re-applying rotated the issuer certificate")
+	if again.Writes != 0 {
+		t.Errorf("second apply says it wrote: %v", again.Entries)
 	}
 	if _, created, err := plan.Certificates(ctx, m, plan.Cluster{Client: c}); err != nil || created {
 		t.Errorf("certificates created again (%v, %v)", created, err)
 	}
-	if d, err := c.Diff(ctx, mustSet(t, ctx, c, m), apply.DiffOptions{}); err != nil || d.Changed() {
+	if d, err := c.Diff(ctx, set, apply.DiffOptions{}); err != nil || d.Changed() {
 		t.Errorf("diff after apply: changed=%v err=%v", d != nil && d.Changed(), err)
 	}
+
+	// A run that prunes (a namespace added, then removed) leaves the
+	// certificates alone: they are not in the inventory.
+	bigger := mustLoadSource(t, "mesh.cue", mustRead(t, "../mesh.cue")+"\nnamespaces: \"cert-prune\": {inject: \"enabled\", create: true}\n")
+	if _, err := applyMesh(t, ctx, c, bigger, apply.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pruned, err := applyMesh(t, ctx, c, m, apply.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pruned.Summary[apply.Deleted] != 1 {
+		t.Errorf("the namespace was not pruned: %v", pruned.Entries)
+	}
+	inv, err := c.ReadInventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range inv.Objects {
+		if r.Name == plan.CertificatesSecret {
+			t.Errorf("the inventory lists %s, so prune could delete it", r.ID())
+		}
+	}
+	certsAfter := certificatesSecret(t, ctx, c)
+	if certsAfter.ResourceVersion != certsBefore.ResourceVersion || certsAfter.UID != certsBefore.UID || certsAfter.DeletionTimestamp != nil {
+		t.Errorf("secret %s was rewritten or deleted: resourceVersion %s → %s, uid %s → %s",
+			plan.CertificatesSecret, certsBefore.ResourceVersion, certsAfter.ResourceVersion, certsBefore.UID, certsAfter.UID)
+	}
+	issuer := &corev1.Secret{}
+	if err := c.Kube().Get(ctx, types.NamespacedName{Namespace: "linkerd", Name: "linkerd-identity-issuer"}, issuer); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(issuer.Data["crt.pem"], certsBefore.Data["issuer.crt"]) {
+		t.Error("the issuer in the cluster is not the one meshctl-certificates keeps")
+	}
+}
+
+func certificatesSecret(t *testing.T, ctx context.Context, c *apply.Client) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := c.Kube().Get(ctx, types.NamespacedName{Namespace: c.Namespace(), Name: plan.CertificatesSecret}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func stageNames(set apply.Set) []string {
+	var out []string
+	for _, st := range set.Stages {
+		out = append(out, st.Name)
+	}
+	return out
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func mustLoadSource(t *testing.T, name, src string) *schema.Mesh {
+	t.Helper()
+	m, err := schema.LoadSources(schema.Source{Name: name, Data: []byte(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func mustSet(t *testing.T, ctx context.Context, c *apply.Client, m *schema.Mesh) apply.Set {
@@ -125,14 +194,17 @@ func TestCNIRollsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
-	if _, err := applyMesh(t, ctx, c, m, apply.Options{Wait: true, Timeout: 2 * time.Minute, Progress: &progress, ForcePrune: true}); err != nil {
+	res, err := applyMesh(t, ctx, c, m, apply.Options{Wait: true, Timeout: 2 * time.Minute, Progress: &progress, ForcePrune: true})
+	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, progress.String())
 	}
-	out := progress.String()
-	cniReady, cpReady := strings.Index(out, "stage cni: ready"), strings.Index(out, "stage control-plane: ready")
-	if cniReady < 0 || cpReady < cniReady {
-		t.Errorf("the cni stage was not ready before the control plane:\n%s", out)
+	set := mustSet(t, ctx, c, m)
+	if got := stageNames(set); !slices.Equal(got, []string{"crds", "cni", "control-plane"}) {
+		t.Fatalf("stages %v", got)
 	}
+	// The DaemonSet was ready on every node before the control plane's
+	// changes were written.
+	checkStageOrder(t, ctx, c.Kube(), cluster.Client, set, res, true)
 	ds, err := cluster.Client.AppsV1().DaemonSets("linkerd-cni").Get(ctx, "linkerd-cni", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -221,23 +293,47 @@ func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef)
 	}
 }
 
-// TestHAWithTwoNodesSaysWhy cordons a node: HA's required per-host
-// anti-affinity cannot place three replicas on two nodes, and the wait
-// says so.
+// TestHAWithTwoNodesSaysWhy runs HA on a cluster of its own with two
+// nodes: the required per-host anti-affinity cannot place three replicas,
+// and the wait says so.
 func TestHAWithTwoNodesSaysWhy(t *testing.T) {
-	cluster := shared.Get(t)
-	ctx, c := connect(t, "ha-two-nodes")
-	node, err := cluster.Client.CoreV1().Nodes().Get(ctx, "node-2", metav1.GetOptions{})
+	cluster := testcluster.StartForTest(t, testcluster.Options{Full: true, Nodes: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	node.Spec.Unschedulable = true
-	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+	m := load(t, "../examples/ha.cue")
+	if _, err := applyMesh(t, ctx, c, m, apply.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = applyMesh(t, ctx, c, load(t, "../examples/ha.cue"), apply.Options{Wait: true, Timeout: 15 * time.Second})
+	// Wait for the state the wait must explain, however long a busy
+	// machine takes to get there: two replicas ready, the third Pending.
+	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		d, err := cluster.Client.AppsV1().Deployments("linkerd").Get(ctx, "linkerd-destination", metav1.GetOptions{})
+		if err != nil || d.Status.ReadyReplicas < 2 {
+			return false, nil
+		}
+		pods, err := cluster.Client.CoreV1().Pods("linkerd").List(ctx, metav1.ListOptions{LabelSelector: "linkerd.io/control-plane-component=destination"})
+		if err != nil {
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			for _, cd := range p.Status.Conditions {
+				if cd.Type == corev1.PodScheduled && cd.Status == corev1.ConditionFalse && strings.Contains(cd.Message, "anti-affinity") {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("linkerd-destination never reached 2 ready replicas and an unschedulable third: %v", err)
+	}
+	_, err = applyMesh(t, ctx, c, m, apply.Options{Wait: true, Timeout: 5 * time.Second})
 	if err == nil {
-		t.Fatal("HA became ready on two schedulable nodes")
+		t.Fatal("HA became ready on two nodes")
 	}
 	for _, want := range []string{"stage control-plane: not ready", "linkerd-destination: 2/3 replicas ready", "Pending", "anti-affinity"} {
 		if !strings.Contains(err.Error(), want) {
@@ -247,19 +343,23 @@ func TestHAWithTwoNodesSaysWhy(t *testing.T) {
 }
 
 // TestHAWebhookRejectionIsExplained: with HA, Linkerd's webhooks fail
-// closed. In this cluster their Services never get endpoints (pods have
-// loopback IPs), so the API server rejects the ServiceProfile the
-// sp-validator guards, and meshctl says what that means.
+// closed. In a cluster of this test's own (API server only: HA's webhooks
+// would reject what later tests apply), their Services never get
+// endpoints, so the API server rejects the ServiceProfile the sp-validator
+// guards, and meshctl says what that means.
 func TestHAWebhookRejectionIsExplained(t *testing.T) {
-	ctx, c := connect(t, "ha-webhooks")
-	m, err := schema.LoadSources(schema.Source{Name: "ha.cue", Data: []byte(`controlPlane: ha: true
-namespaces: shop: {inject: "enabled", create: true}
-services: "shop/cart": routes: [{name: "GET /cart", method: "GET", pathRegex: "/cart"}]
-`)})
+	cluster := testcluster.StartForTest(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = applyMesh(t, ctx, c, m, apply.Options{ForcePrune: true})
+	m := mustLoadSource(t, "ha.cue", `controlPlane: ha: true
+namespaces: shop: {inject: "enabled", create: true}
+services: "shop/cart": routes: [{name: "GET /cart", method: "GET", pathRegex: "/cart"}]
+`)
+	_, err = applyMesh(t, ctx, c, m, apply.Options{})
 	if err == nil {
 		t.Fatal("the API server accepted a ServiceProfile its fail-closed webhook could not check")
 	}
@@ -267,5 +367,15 @@ services: "shop/cart": routes: [{name: "GET /cart", method: "GET", pathRegex: "/
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+	sps, err := cluster.Client.Discovery().ServerResourcesForGroupVersion("linkerd.io/v1alpha2")
+	if err != nil || len(sps.APIResources) == 0 {
+		t.Fatalf("the ServiceProfile CRD is not served: %v", err)
+	}
+	got := &unstructured.UnstructuredList{}
+	got.SetAPIVersion("linkerd.io/v1alpha2")
+	got.SetKind("ServiceProfileList")
+	if err := c.Kube().List(ctx, got, client.InNamespace("shop")); err != nil || len(got.Items) != 0 {
+		t.Errorf("ServiceProfiles in shop: %d (%v), want none", len(got.Items), err)
 	}
 }

@@ -3,19 +3,24 @@ package testcluster
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 )
 
 // TestFullCluster starts the full cluster and checks what it promises:
 // nodes in zones, a Deployment that rolls out with one pod per node under
 // required anti-affinity, pod IPs from the loopback CIDR, and no endpoints
-// for those pods.
+// for those pods: the EndpointSlice controller tries, and the API server
+// refuses loopback addresses, so nothing ever dials a pod.
 func TestFullCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -60,19 +65,12 @@ func TestFullCluster(t *testing.T) {
 	if _, err := c.Client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for {
+	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		got, err := c.Client.AppsV1().Deployments("default").Get(ctx, "spread", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status.AvailableReplicas == 3 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("deployment not available: %+v", got.Status)
-		case <-time.After(250 * time.Millisecond):
-		}
+		return err == nil && got.Status.AvailableReplicas == 3, nil
+	})
+	if err != nil {
+		t.Fatalf("deployment not available: %v", err)
 	}
 	pods, err := c.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=spread"})
 	if err != nil {
@@ -87,5 +85,34 @@ func TestFullCluster(t *testing.T) {
 	}
 	if len(perNode) != 3 {
 		t.Errorf("pods per node %v, want one on each of 3 nodes", perNode)
+	}
+
+	// A Service selecting the pods: once the EndpointSlice controller has
+	// tried to publish them (it says so in an event on the Service), its
+	// slices hold no endpoint.
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "spread", Namespace: "default"},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if _, err := c.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		events, err := c.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=Service,involvedObject.name=spread,reason=FailedToUpdateEndpointSlices",
+		})
+		return err == nil && len(events.Items) > 0 && strings.Contains(events.Items[0].Message, "loopback"), nil
+	})
+	if err != nil {
+		t.Fatalf("the EndpointSlice controller never reported refusing the loopback pod IPs: %v", err)
+	}
+	slices, err := c.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=spread"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sl := range slices.Items {
+		if len(sl.Endpoints) != 0 {
+			t.Errorf("EndpointSlice %s holds endpoints %+v; pods must never become endpoints", sl.Name, sl.Endpoints)
+		}
 	}
 }
