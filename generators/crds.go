@@ -42,13 +42,6 @@ var linkerdCRDs = []crdSpec{
 	{"workload.linkerd.io", "ExternalWorkload", "externalworkloads", nil, []crdVersion{{name: "v1alpha1"}, {name: "v1beta1", storage: true, status: true}}},
 }
 
-var gatewayCRDs = []crdSpec{
-	{"gateway.networking.k8s.io", "HTTPRoute", "httproutes", nil, []crdVersion{{name: "v1", storage: true, status: true}, {name: "v1beta1", status: true}}},
-	{"gateway.networking.k8s.io", "GRPCRoute", "grpcroutes", nil, []crdVersion{{name: "v1", storage: true, status: true}, {name: "v1alpha2", status: true, deprecated: true}}},
-	{"gateway.networking.k8s.io", "TLSRoute", "tlsroutes", nil, []crdVersion{{name: "v1alpha2", storage: true, status: true}}},
-	{"gateway.networking.k8s.io", "TCPRoute", "tcproutes", nil, []crdVersion{{name: "v1alpha2", storage: true, status: true}}},
-}
-
 // crds renders Linkerd's CRDs, and the Gateway API route CRDs when asked.
 func crds(m *schema.Mesh, _ Inputs) []Object {
 	var objs []Object
@@ -56,14 +49,7 @@ func crds(m *schema.Mesh, _ Inputs) []Object {
 		objs = append(objs, crd(s, nil))
 	}
 	if m.Linkerd.InstallGatewayAPI {
-		ann := map[string]string{
-			"gateway.networking.k8s.io/bundle-version": "v1.1.1",
-			"gateway.networking.k8s.io/channel":        "experimental",
-			"helm.sh/resource-policy":                  "keep",
-		}
-		for _, s := range gatewayCRDs {
-			objs = append(objs, crd(s, ann))
-		}
+		objs = append(objs, gatewayAPICRDs()...)
 	}
 	return objs
 }
