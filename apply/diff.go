@@ -33,7 +33,10 @@ func (d *ObjectDiff) After() map[string]any  { return d.after }
 type DiffResult struct {
 	Objects []ObjectDiff `json:"objects"`
 	// Meanings are one-line readings of the changes that matter most.
-	Meanings []string       `json:"meanings,omitempty"`
+	Meanings []string `json:"meanings,omitempty"`
+	// Warnings are what in the cluster keeps the render from working as
+	// intended (too few nodes for HA, say); they do not count as changes.
+	Warnings []string       `json:"warnings,omitempty"`
 	Summary  map[Action]int `json:"summary"`
 }
 
@@ -289,6 +292,9 @@ func CompareSets(old, new Set) *DiffResult {
 
 // WriteText prints each change as a unified diff, then a summary.
 func (r *DiffResult) WriteText(w io.Writer) {
+	for _, m := range r.Warnings {
+		fmt.Fprintf(w, "# warning: %s\n", m)
+	}
 	for _, m := range r.Meanings {
 		fmt.Fprintf(w, "# %s\n", m)
 	}
@@ -324,6 +330,9 @@ func (r *DiffResult) SummaryLine() string {
 // WriteMarkdown prints a summary ready to paste into a pull request.
 func (r *DiffResult) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "### meshctl diff\n\n")
+	for _, m := range r.Warnings {
+		fmt.Fprintf(w, "> **Warning:** %s\n\n", m)
+	}
 	if !r.Changed() {
 		fmt.Fprintf(w, "No changes: the cluster matches mesh.cue (%d objects).\n", r.Summary[Unchanged])
 		return

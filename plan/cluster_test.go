@@ -305,6 +305,12 @@ func TestHAWithTwoNodesSaysWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := load(t, "../examples/ha.cue")
+	// Before anything is applied, apply and diff warn why.
+	warnings := plan.Warnings(ctx, m, c)
+	if len(warnings) != 2 || !strings.HasPrefix(warnings[0], "HA: 2 nodes are schedulable (node-0, node-1). HA runs 3 replicas") ||
+		!strings.HasPrefix(warnings[1], "HA: the schedulable nodes span 2 zones (zone-a, zone-b)") {
+		t.Errorf("warnings on two nodes in two zones: %q", warnings)
+	}
 	if _, err := applyMesh(t, ctx, c, m, apply.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +344,17 @@ func TestHAWithTwoNodesSaysWhy(t *testing.T) {
 	for _, want := range []string{"stage control-plane: not ready", "linkerd-destination: 2/3 replicas ready", "Pending", "anti-affinity"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestHAWarnsOnlyWhenItMust: on three schedulable nodes in three zones,
+// HA warns of nothing, and neither does a mesh without HA.
+func TestHAWarnsOnlyWhenItMust(t *testing.T) {
+	ctx, c := connect(t, "")
+	for _, path := range []string{"../examples/ha.cue", "../mesh.cue"} {
+		if w := plan.Warnings(ctx, load(t, path), c); len(w) != 0 {
+			t.Errorf("%s: %q", path, w)
 		}
 	}
 }

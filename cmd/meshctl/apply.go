@@ -98,6 +98,9 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 	for _, n := range notes {
 		fmt.Fprintln(o.Progress, n)
 	}
+	for _, w := range plan.Warnings(ctx, m, c) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	res, err := c.Apply(ctx, set, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)

@@ -258,6 +258,30 @@ func TestApplyForceRecreates(t *testing.T) {
 	}
 }
 
+// TestHAWarnsAboutNodes: on a cluster with no schedulable node (an API
+// server alone), apply and diff of an HA mesh say why its replicas will
+// stay Pending; vet, which knows no cluster, says nothing.
+func TestHAWarnsAboutNodes(t *testing.T) {
+	cluster := testcluster.StartForTest(t, testcluster.Options{})
+	kc := "--kubeconfig=" + cluster.Kubeconfig
+	want := "HA: 0 nodes are schedulable (none). HA runs 3 replicas each of linkerd-destination, linkerd-identity and linkerd-proxy-injector with required per-node anti-affinity, so 3 replicas of each will stay Pending until 3 nodes are schedulable"
+	code, out, errOut := runCLI("diff", kc, "../../examples/ha.cue")
+	if code != diffChanged || !strings.Contains(out, "# warning: "+want+"\n") {
+		t.Errorf("diff: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI("diff", "-o", "markdown", kc, "../../examples/ha.cue")
+	if code != diffChanged || !strings.Contains(out, "> **Warning:** "+want) {
+		t.Errorf("diff -o markdown: exit %d\n%s", code, out)
+	}
+	code, out, errOut = runCLI("apply", "--dry-run", kc, "../../examples/ha.cue")
+	if code != exitOK || !strings.Contains(errOut, "warning: "+want+"\n") {
+		t.Errorf("apply --dry-run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = runCLI("vet", "../../examples/ha.cue"); code != exitOK || strings.Contains(out+errOut, "warning") {
+		t.Errorf("vet: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 func rolledOut(d *appsv1.Deployment) bool {
 	if d.Status.ObservedGeneration < d.Generation || d.Spec.Replicas == nil ||
 		d.Status.UpdatedReplicas != *d.Spec.Replicas || d.Status.AvailableReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {

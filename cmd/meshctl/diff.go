@@ -134,6 +134,7 @@ func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer)
 		return nil, err
 	}
 	res.Meanings = plan.Meanings(nil, m, res)
+	res.Warnings = plan.Warnings(ctx, m, c)
 	return res, nil
 }
 
