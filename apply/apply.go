@@ -267,9 +267,9 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 			return err
 		}
 	} else {
-		actions, err := c.applyAll(ctx, objs, c.ssaOptions(o))
+		actions, err := c.applyWithForce(ctx, objs, o)
 		if err != nil {
-			return explain(st.Name, err)
+			return explain(st.Name, err, o.Force)
 		}
 		for i, u := range objs {
 			entries[i] = entryFor(u, st.Name, Action(actions[object.UnstructuredToObjMetadata(u)]))
@@ -367,14 +367,14 @@ func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructur
 	g.SetLimit(8)
 	for i, u := range objs {
 		g.Go(func() error {
-			cse, _, _, err := c.rm.Diff(gctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
+			cse, _, _, err := c.rm.Diff(gctx, u.DeepCopy(), diffOptions(u, o.Force))
 			if err != nil {
 				if reason, ok := p.dependsOnThisRun(err, u); ok {
 					entries[i] = entryFor(u, stage, Created)
 					entries[i].Reason = reason
 					return nil
 				}
-				return explain(stage, err)
+				return explain(stage, err, o.Force)
 			}
 			entries[i] = entryFor(u, stage, Action(cse.Action))
 			return nil
@@ -512,18 +512,4 @@ func ownsSpecReplicas(f *metav1.FieldsV1) bool {
 		return false
 	}
 	return set.Has(specReplicas)
-}
-
-// explain turns an apply error into one that says what to do.
-func explain(stage string, err error) error {
-	msg := err.Error()
-	switch {
-	case meta.IsNoMatchError(err) || strings.Contains(msg, "no matches for kind"):
-		return fmt.Errorf("stage %s: %w\n  the cluster does not serve this kind and mesh.cue does not install it: install its CRDs first (cert-manager's, for a Certificate)", stage, err)
-	case ssaerrors.IsImmutableError(err):
-		return fmt.Errorf("stage %s: %w\n  an immutable field changed; rerun with --force, or annotate the object %s=enabled in mesh.cue, to delete and recreate it", stage, err, AnnotationForce)
-	case strings.Contains(msg, "failed calling webhook"):
-		return fmt.Errorf("stage %s: %w\n  the admission webhook is unreachable (its Service has no ready endpoints). With failurePolicy Fail (HA) the API server rejects what the webhook guards until the control plane runs; check the control plane's pods", stage, err)
-	}
-	return fmt.Errorf("stage %s: %w", stage, err)
 }

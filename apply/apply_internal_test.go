@@ -2,6 +2,7 @@ package apply
 
 import (
 	"errors"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	"testing"
 
 	"github.com/fluxcd/pkg/ssa/utils"
@@ -147,11 +148,20 @@ func TestExplain(t *testing.T) {
 	noMatch := &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "cert-manager.io", Kind: "Certificate"}, SearchedVersions: []string{"v1"}}
 	invalid := apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "web",
 		field.ErrorList{field.Invalid(field.NewPath("spec", "selector"), "x", "field is immutable")})
+	crdImmutable := apierrors.NewInvalid(schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}, "widgets.example.com",
+		field.ErrorList{field.Invalid(field.NewPath("spec", "scope"), "Cluster", "field is immutable")})
+	crdObject := &unstructured.Unstructured{}
+	crdObject.SetAPIVersion("apiextensions.k8s.io/v1")
+	crdObject.SetKind("CustomResourceDefinition")
+	crdObject.SetName("widgets.example.com")
+	approval := apierrors.NewInvalid(schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}, "httproutes.gateway.networking.k8s.io",
+		field.ErrorList{field.Required(field.NewPath("metadata", "annotations").Key("api-approved.kubernetes.io"), `protected groups must have approval annotation "api-approved.kubernetes.io"`)})
 	webhook := errors.New(`Internal error occurred: failed calling webhook "linkerd-proxy-injector.linkerd.io": failed to call webhook: no endpoints available for service "linkerd-proxy-injector"`)
 	for _, tc := range []struct {
-		name string
-		err  error
-		want string
+		name  string
+		err   error
+		force bool
+		want  string
 	}{
 		{
 			name: "kind not served",
@@ -169,13 +179,31 @@ func TestExplain(t *testing.T) {
 			name: "immutable field",
 			err:  invalid,
 			want: `stage mesh-config: Deployment.apps "web" is invalid: spec.selector: Invalid value: "x": field is immutable` +
-				"\n  an immutable field changed; rerun with --force, or annotate the object meshctl.io/force=enabled in mesh.cue, to delete and recreate it",
+				"\n  spec.selector is immutable; rerun with --force, or annotate the object meshctl.io/force=enabled in mesh.cue, to delete and recreate it",
 		},
 		{
-			name: "immutable, as text",
+			name:  "immutable field, already forced",
+			err:   invalid,
+			force: true,
+			want:  `stage mesh-config: Deployment.apps "web" is invalid: spec.selector: Invalid value: "x": field is immutable`,
+		},
+		{
+			name: "immutable field of a CRD: never recreated",
+			err:  ssaerrors.NewDryRunErr(crdImmutable, crdObject),
+			want: `stage mesh-config: CustomResourceDefinition/widgets.example.com dry-run failed (Invalid): CustomResourceDefinition.apiextensions.k8s.io "widgets.example.com" is invalid: spec.scope: Invalid value: "Cluster": field is immutable` +
+				"\n  spec.scope cannot change in place, and meshctl never deletes and recreates a CustomResourceDefinition, even with --force: deleting a CustomResourceDefinition deletes every custom resource of its kind in the cluster. Change mesh.cue back, or migrate by hand",
+		},
+		{
+			name:  "invalid for another reason: force does not help",
+			err:   approval,
+			force: true,
+			want: `stage mesh-config: CustomResourceDefinition.apiextensions.k8s.io "httproutes.gateway.networking.k8s.io" is invalid: metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation "api-approved.kubernetes.io"` +
+				"\n  the API server rejected the object as invalid (metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\"): fix it in mesh.cue; --force does not help",
+		},
+		{
+			name: "immutable in text only: no advice without the server's status",
 			err:  errors.New("Job/shop/migrate dry-run failed: spec.template: field is immutable"),
-			want: "stage mesh-config: Job/shop/migrate dry-run failed: spec.template: field is immutable" +
-				"\n  an immutable field changed; rerun with --force, or annotate the object meshctl.io/force=enabled in mesh.cue, to delete and recreate it",
+			want: "stage mesh-config: Job/shop/migrate dry-run failed: spec.template: field is immutable",
 		},
 		{
 			name: "webhook unreachable",
@@ -190,7 +218,7 @@ func TestExplain(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := explain("mesh-config", tc.err)
+			got := explain("mesh-config", tc.err, tc.force)
 			if got.Error() != tc.want {
 				t.Errorf("explain =\n%s\nwant\n%s", got, tc.want)
 			}

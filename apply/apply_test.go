@@ -774,3 +774,69 @@ func TestWebhookConfigurationsGoLast(t *testing.T) {
 		}
 	}
 }
+
+// TestForceNeverRecreatesCRDsOrDestroysInvalidObjects: --force recreates
+// only objects the server refuses for immutable fields alone. A CRD is
+// never recreated (that would delete every custom resource of its kind),
+// and an object that is invalid for another reason is left in place.
+func TestForceNeverRecreatesCRDsOrDestroysInvalidObjects(t *testing.T) {
+	e := newEnv(t)
+	group := e.ns + ".example.k8s.io"
+	crd := func(scope string, ann map[string]string) *unstructured.Unstructured {
+		u := obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets."+group, map[string]any{"spec": map[string]any{
+			"group": group, "scope": scope,
+			"names": map[string]any{"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "listKind": "GadgetList"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		}})
+		u.SetAnnotations(ann)
+		return u
+	}
+	approved := map[string]string{"api-approved.kubernetes.io": "unapproved, meshctl test"}
+
+	// A *.k8s.io CRD without the approval annotation: the error says what
+	// the server wants, and does not advise --force.
+	_, err := e.c.Apply(e.ctx, set([]*unstructured.Unstructured{crd("Namespaced", nil)}), apply.Options{Prune: true, Force: true})
+	if err == nil || !strings.Contains(err.Error(), "api-approved.kubernetes.io") || !strings.Contains(err.Error(), "--force does not help") {
+		t.Errorf("unapproved CRD: %v", err)
+	}
+
+	e.apply(set([]*unstructured.Unstructured{crd("Namespaced", approved), e.namespace()}, []*unstructured.Unstructured{e.configMap("cm", "1")}), apply.Options{})
+	gadget := obj(group+"/v1", "Gadget", e.ns, "g", nil)
+	if err := wait.PollUntilContextCancel(e.ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		return e.kube.Create(ctx, gadget.DeepCopy()) == nil, nil
+	}); err != nil {
+		t.Fatalf("creating a Gadget: %v", err)
+	}
+	before, _ := e.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets."+group)
+	cmBefore, _ := e.get("v1", "ConfigMap", e.ns, "cm")
+
+	// spec.scope is immutable: even with --force the CRD stays.
+	_, err = e.c.Apply(e.ctx, set([]*unstructured.Unstructured{crd("Cluster", approved), e.namespace()}, []*unstructured.Unstructured{e.configMap("cm", "1")}), apply.Options{Prune: true, Force: true})
+	if err == nil || !strings.Contains(err.Error(), "never deletes and recreates a CustomResourceDefinition") {
+		t.Errorf("CRD scope change under --force: %v", err)
+	}
+	// The force annotation on a CRD is refused before anything is written.
+	_, err = e.c.Apply(e.ctx, set([]*unstructured.Unstructured{crd("Namespaced", map[string]string{"api-approved.kubernetes.io": "unapproved, meshctl test", apply.AnnotationForce: "enabled"})}), apply.Options{Prune: true, ForcePrune: true})
+	if err == nil || !strings.Contains(err.Error(), "never deletes and recreates a CustomResourceDefinition, whatever the flags say") {
+		t.Errorf("CRD with the force annotation: %v", err)
+	}
+	after, err := e.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets."+group)
+	if err != nil || after.GetUID() != before.GetUID() || after.GetDeletionTimestamp() != nil {
+		t.Fatalf("the CRD was recreated or deleted: %v", err)
+	}
+	if _, err := e.get(group+"/v1", "Gadget", e.ns, "g"); err != nil {
+		t.Errorf("the Gadget is gone: %v", err)
+	}
+
+	// A ConfigMap made invalid (a bad key) is not deleted by --force.
+	bad := e.configMap("cm", "1")
+	bad.Object["data"] = map[string]any{"not a valid key!": "x"}
+	_, err = e.c.Apply(e.ctx, set([]*unstructured.Unstructured{crd("Namespaced", approved), e.namespace()}, []*unstructured.Unstructured{bad}), apply.Options{Prune: true, Force: true})
+	if err == nil || !strings.Contains(err.Error(), "rejected the object as invalid") {
+		t.Errorf("invalid ConfigMap under --force: %v", err)
+	}
+	if cm, err := e.get("v1", "ConfigMap", e.ns, "cm"); err != nil || cm.GetUID() != cmBefore.GetUID() || cm.GetResourceVersion() != cmBefore.GetResourceVersion() {
+		t.Errorf("the ConfigMap was deleted or changed by a failed --force: %v", err)
+	}
+}

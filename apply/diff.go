@@ -129,14 +129,14 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 
 func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unstructured, o DiffOptions, p provided) (ObjectDiff, error) {
 	d := ObjectDiff{Entry: entryFor(u, stage, Unchanged)}
-	cse, live, merged, err := c.rm.Diff(ctx, u.DeepCopy(), ssa.DiffOptions{Force: o.Force, ForceSelector: map[string]string{AnnotationForce: "enabled"}})
+	cse, live, merged, err := c.rm.Diff(ctx, u.DeepCopy(), diffOptions(u, o.Force))
 	if err != nil {
 		if _, ok := p.dependsOnThisRun(err, u); ok {
 			d.Action = Created
 			d.setTexts(nil, u.Object)
 			return d, nil
 		}
-		return d, explain(stage, err)
+		return d, explain(stage, err, o.Force)
 	}
 	d.Action = Action(cse.Action)
 	switch d.Action {

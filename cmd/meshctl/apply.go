@@ -66,7 +66,7 @@ Exit codes: 0 applied, 1 invalid mesh.cue (nothing applied), 2 bad usage,
 	fs.BoolVar(&f.opts.Prune, "prune", true, "delete inventoried objects that mesh.cue no longer declares")
 	fs.BoolVar(&f.opts.ForcePrune, "force-prune", false, "prune even when the render is empty or more than --max-deletions would go")
 	fs.Var(limitValue{&f.opts.MaxDeletions}, "max-deletions", "most objects one run may prune: a count, or a percentage of the inventory")
-	fs.BoolVar(&f.opts.Force, "force", false, "delete and recreate objects whose immutable fields changed")
+	fs.BoolVar(&f.opts.Force, "force", false, "delete and recreate objects whose immutable fields changed (never a CRD or a Namespace)")
 	addOutputFlag(cmd, &f.output, []string{"text", "json"}, "output format: text or json (json prints progress on stderr)")
 	addClusterFlags(cmd, &f.cluster)
 	cmd.RunE = runE(func(path string) int { return runApply(path, &f, stdout, stderr) })
