@@ -6,12 +6,19 @@ import (
 	"strings"
 )
 
-// Data returns the bundle as named files, the form kept in a --certs-dir
-// and in meshctl's Secret in the cluster.
+// fileAnchors holds the trust-anchor bundle: one or more certificates,
+// which is all meshctl knows of an anchor it adopted (it holds no key).
+const fileAnchors = "trust-anchors.pem"
+
+// Data returns the bundle as named files, the form kept in meshctl's Secret
+// in the cluster. The anchor's own pair is there only when meshctl made it.
 func (b *Bundle) Data() map[string][]byte {
 	d := map[string][]byte{
-		fileAnchorCrt: []byte(b.Anchor.CertPEM), fileAnchorKey: []byte(b.Anchor.KeyPEM),
+		fileAnchors:   []byte(b.TrustAnchorsPEM),
 		fileIssuerCrt: []byte(b.Issuer.CertPEM), fileIssuerKey: []byte(b.Issuer.KeyPEM),
+	}
+	if b.Anchor != nil {
+		d[fileAnchorCrt], d[fileAnchorKey] = []byte(b.Anchor.CertPEM), []byte(b.Anchor.KeyPEM)
 	}
 	for svc, kp := range b.Webhooks {
 		d[svc+webhookSuffix+".crt"] = []byte(kp.CertPEM)
@@ -20,23 +27,31 @@ func (b *Bundle) Data() map[string][]byte {
 	return d
 }
 
-// FromData reads a bundle written by Data.
+// FromData reads a bundle written by Data (or by a meshctl that kept only
+// the anchor's pair, which is then the whole bundle).
 func FromData(d map[string][]byte) (*Bundle, error) {
-	b := &Bundle{Anchor: &KeyPair{}, Issuer: &KeyPair{}, Webhooks: map[string]KeyPair{}}
+	b := &Bundle{Issuer: &KeyPair{}, Webhooks: map[string]KeyPair{}}
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{
-		{fileAnchorCrt, &b.Anchor.CertPEM}, {fileAnchorKey, &b.Anchor.KeyPEM},
-		{fileIssuerCrt, &b.Issuer.CertPEM}, {fileIssuerKey, &b.Issuer.KeyPEM},
-	} {
+	}{{fileIssuerCrt, &b.Issuer.CertPEM}, {fileIssuerKey, &b.Issuer.KeyPEM}} {
 		v, ok := d[f.name]
 		if !ok || len(v) == 0 {
 			return nil, fmt.Errorf("certificate store lacks %s", f.name)
 		}
 		*f.dst = string(v)
 	}
-	b.TrustAnchorsPEM = b.Anchor.CertPEM
+	if crt, key := d[fileAnchorCrt], d[fileAnchorKey]; len(crt) > 0 && len(key) > 0 {
+		b.Anchor = &KeyPair{CertPEM: string(crt), KeyPEM: string(key)}
+	}
+	switch {
+	case len(d[fileAnchors]) > 0:
+		b.TrustAnchorsPEM = string(d[fileAnchors])
+	case b.Anchor != nil:
+		b.TrustAnchorsPEM = b.Anchor.CertPEM
+	default:
+		return nil, fmt.Errorf("certificate store lacks %s", fileAnchors)
+	}
 	var names []string
 	for name := range d {
 		if strings.HasSuffix(name, webhookSuffix+".crt") {

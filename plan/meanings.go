@@ -16,9 +16,10 @@ import (
 // Meanings reads a diff between two revisions of a mesh and says, a line
 // each, what the changes that matter most mean: HA on or off, replica
 // counts, PDBs, webhook failure policies, canary weights, fault injection,
-// meshed namespaces and the Linkerd version. old may be nil.
+// meshed namespaces and the Linkerd version, after any change of the trust
+// anchor or issuer, which comes first. old may be nil.
 func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
-	var out []string
+	out := trustMeanings(old, new, d)
 	workloads := workloadChanges(d)
 	if old != nil && old.ControlPlane.HA != new.ControlPlane.HA {
 		state := "HA off"

@@ -63,12 +63,12 @@ type Cluster struct {
 // ForCluster renders m with the certificates the cluster holds, creating
 // them once when they are missing. notes say what was created.
 func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (set apply.Set, notes []string, err error) {
-	bundle, created, err := Certificates(ctx, m, c)
+	bundle, note, err := Certificates(ctx, m, c)
 	if err != nil {
 		return apply.Set{}, nil, err
 	}
-	if created && !c.DryRun {
-		notes = append(notes, fmt.Sprintf("created certificates (trust anchor, issuer, webhook pairs) in secret %s/%s; later runs reuse them", c.Client.Namespace(), CertificatesSecret))
+	if note != "" && !c.DryRun {
+		notes = append(notes, note)
 	}
 	objs, err := generators.Render(m, generators.Inputs{Certs: bundle})
 	if err != nil {
@@ -77,11 +77,29 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 	return Stages(objs, version), notes, nil
 }
 
-// Certificates returns the mesh's certificate material: generated once and
-// kept in the cluster, or taken as it is from a Secret the mesh names.
-func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle, bool, error) {
+// Certificates returns the mesh's certificate material: kept in the
+// cluster once made, or taken as it is from a Secret the mesh names. The
+// first time, it adopts the trust anchor and issuer of an install that
+// meshctl did not make, or generates them when there are none. note says
+// what it created, "" when it created nothing.
+func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle, string, error) {
 	opts := generators.CertOptions(m, time.Now())
+	id := m.ControlPlane.Identity
+	adopted := false
 	data, created, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun, func() (map[string][]byte, error) {
+		if id.TrustAnchor.Source == schema.SourceGenerated && id.Issuer.Source == schema.SourceGenerated {
+			b, err := existingTrust(ctx, c.Client.Kube(), m)
+			if err != nil {
+				return nil, err
+			}
+			if b != nil {
+				adopted = true
+				if err := b.GenerateWebhooks(opts); err != nil {
+					return nil, err
+				}
+				return b.Data(), nil
+			}
+		}
 		b, err := certs.Generate(opts)
 		if err != nil {
 			return nil, err
@@ -89,14 +107,21 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 		return b.Data(), nil
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
+	}
+	note := ""
+	switch {
+	case created && adopted:
+		note = fmt.Sprintf("adopted the existing trust anchor and issuer (linkerd/%s, linkerd/%s) as they are, and recorded them in secret %s/%s; meshctl holds no key for this anchor", trustRootsName, issuerName, c.Client.Namespace(), CertificatesSecret)
+	case created:
+		note = fmt.Sprintf("created certificates (trust anchor, issuer, webhook pairs) in secret %s/%s; later runs reuse them", c.Client.Namespace(), CertificatesSecret)
 	}
 	b, err := certs.FromData(data)
 	if err != nil {
-		return nil, false, fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
 	}
 	if err := b.Check(opts); err != nil {
-		return nil, false, fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
 	}
 	ta := m.ControlPlane.Identity.TrustAnchor
 	switch ta.Source {
@@ -105,11 +130,11 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 		// issuer must come from elsewhere (the schema insists).
 		pem, err := c.Client.SecretKey(ctx, ta.SecretRef.Namespace, ta.SecretRef.Name, ta.SecretRef.Key)
 		if err != nil {
-			return nil, false, fmt.Errorf("controlPlane.identity.trustAnchor.secretRef: %w", err)
+			return nil, "", fmt.Errorf("controlPlane.identity.trustAnchor.secretRef: %w", err)
 		}
 		b.TrustAnchorsPEM, b.Anchor, b.Issuer = string(pem), nil, nil
 	case schema.SourcePEM, schema.SourceExternal:
 		b.TrustAnchorsPEM, b.Anchor, b.Issuer = "", nil, nil
 	}
-	return b, created, nil
+	return b, note, nil
 }

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Shared is one test package's cluster: a full cluster with 3 fake nodes,
@@ -42,6 +45,9 @@ func (s *Shared) stop() {
 // Main is a test package's TestMain: it runs the tests and stops the
 // package's shared cluster, if one of them started it.
 func Main(m *testing.M, s *Shared) {
+	// controller-runtime's client warns, with a stack trace, when no
+	// logger was ever set; meshctl's CLI sets one, tests do it here.
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
 	s.stop()
 	os.Exit(code)

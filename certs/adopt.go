@@ -1,0 +1,128 @@
+package certs
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Adopt makes a bundle of certificates that another installer made (the
+// linkerd CLI, Helm): the trust-anchor bundle and the issuer exactly as
+// they are, and the webhook pairs that were found. It checks what a mesh
+// needs of them, and says what is wrong otherwise: the issuer's key must
+// match its certificate, the issuer must be a CA, and it must chain to one
+// of the anchors (expiry aside: an expired install is still adopted as it
+// is, and its expiry reported elsewhere). meshctl holds no key for an
+// adopted anchor. Webhook pairs that do not parse or match are left out,
+// for the caller to generate.
+func Adopt(anchorsPEM string, issuer KeyPair, webhooks map[string]KeyPair) (*Bundle, error) {
+	anchors, err := parseCerts(anchorsPEM)
+	if err != nil {
+		return nil, fmt.Errorf("the trust anchors: %w", err)
+	}
+	cert, err := parsePair(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("the issuer: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("the issuer certificate is not a CA, so it cannot sign workload certificates")
+	}
+	roots := x509.NewCertPool()
+	for _, a := range anchors {
+		roots.AddCert(a)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: cert.NotBefore.Add(time.Second), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("the issuer is not signed by any of the %d trust anchors: %w", len(anchors), err)
+	}
+	b := &Bundle{TrustAnchorsPEM: anchorsPEM, Issuer: &KeyPair{CertPEM: issuer.CertPEM, KeyPEM: issuer.KeyPEM}, Webhooks: map[string]KeyPair{}}
+	for svc, kp := range webhooks {
+		if _, err := parsePair(kp); err == nil {
+			b.Webhooks[svc] = kp
+		}
+	}
+	return b, nil
+}
+
+// GenerateWebhooks generates serving pairs for the webhook Services of o
+// that b lacks.
+func (b *Bundle) GenerateWebhooks(o Options) error {
+	missing := Options{ControlPlaneNamespace: o.ControlPlaneNamespace, TrustDomain: o.TrustDomain, Now: o.Now, Rand: o.Rand}
+	for _, svc := range o.WebhookServices {
+		if _, ok := b.Webhooks[svc]; !ok {
+			missing.WebhookServices = append(missing.WebhookServices, svc)
+		}
+	}
+	if len(missing.WebhookServices) == 0 {
+		return nil
+	}
+	g, err := Generate(missing)
+	if err != nil {
+		return err
+	}
+	for svc, kp := range g.Webhooks {
+		b.Webhooks[svc] = kp
+	}
+	return nil
+}
+
+// parseCerts reads every CERTIFICATE block of a PEM bundle.
+func parseCerts(p string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := []byte(p)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return out, nil
+}
+
+// parsePair parses a certificate and checks that the key is its own.
+func parsePair(kp KeyPair) (*x509.Certificate, error) {
+	certs, err := parseCerts(kp.CertPEM)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode([]byte(kp.KeyPEM))
+	if block == nil {
+		return nil, errors.New("no PEM private key found")
+	}
+	var key crypto.PrivateKey
+	switch block.Type {
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the private key does not parse: %w", err)
+	}
+	type publicKeyer interface{ Public() crypto.PublicKey }
+	pk, ok := key.(publicKeyer)
+	if !ok {
+		return nil, errors.New("unsupported private key type")
+	}
+	eq, ok := pk.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !eq.Equal(certs[0].PublicKey) {
+		return nil, errors.New("the private key does not match the certificate")
+	}
+	return certs[0], nil
+}
