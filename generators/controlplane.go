@@ -73,10 +73,10 @@ func deployment(m *schema.Mesh, in Inputs, d cpDeploy) Object {
 		selector = map[string]string{labelCPComponent: d.component}
 	}
 	podAnn := merge(map[string]string{
-		annotationCreated:                                createdBy(m),
-		"linkerd.io/proxy-version":                       m.Linkerd.Version,
-		"cluster-autoscaler.kubernetes.io/safe-to-evict": "true",
-		"config.linkerd.io/default-inbound-policy":       cp.Proxy.DefaultInboundPolicy,
+		annotationCreated:                          createdBy(m),
+		"linkerd.io/proxy-version":                 m.Linkerd.Version,
+		AnnotationSafeToEvict:                      "true",
+		"config.linkerd.io/default-inbound-policy": cp.Proxy.DefaultInboundPolicy,
 	}, d.annotations)
 	if pem := in.trustAnchors(m); pem != "" {
 		podAnn["linkerd.io/trust-root-sha256"] = sha256Hex([]byte(pem))

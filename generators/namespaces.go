@@ -48,10 +48,15 @@ func nsObject(name string, labels, annotations map[string]string) Object {
 
 // meshedNamespace carries the inject annotation and namespace-wide proxy
 // settings of one meshed namespace.
+//
+// safeToEvict stays on the Namespace although the cluster autoscaler reads
+// it on pods only: it is where `kubectl get ns` shows the setting, and the
+// one rendered trace of it on clusters where plan, not an admission policy
+// (evict.go), puts it on the pods, so that diff sees it change.
 func meshedNamespace(name string, ns schema.Namespace) Object {
 	ann := map[string]string{"linkerd.io/inject": ns.Inject}
 	if ns.SafeToEvict != nil {
-		ann["cluster-autoscaler.kubernetes.io/safe-to-evict"] = strconv.FormatBool(*ns.SafeToEvict)
+		ann[AnnotationSafeToEvict] = strconv.FormatBool(*ns.SafeToEvict)
 	}
 	if p := ns.Proxy; p != nil {
 		set := func(key, v string) {

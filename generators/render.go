@@ -16,6 +16,11 @@ import (
 // them (webhook caBundles, trust-root digests); see README.md.
 type Inputs struct {
 	Certs *certs.Bundle
+	// NoAdmissionPolicy: the cluster does not serve MutatingAdmissionPolicy
+	// (admissionregistration.k8s.io/v1), so safeToEvict is not rendered as
+	// one; plan sets the annotation on pod templates instead. The zero
+	// value renders the policy, as Kubernetes 1.37 serves it.
+	NoAdmissionPolicy bool
 }
 
 // trustAnchors returns the anchors PEM the render knows, if any.
@@ -49,6 +54,7 @@ var WebhookServices = []string{"linkerd-proxy-injector", "linkerd-sp-validator",
 var components = []component{
 	crds,
 	namespaces,
+	safeToEvictPolicy,
 	cniPlugin,
 	controlPlane,
 	profiles,

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -40,8 +41,9 @@ func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 	if old != nil && old.CNI.Enabled != new.CNI.Enabled {
 		out = append(out, map[bool]string{true: "CNI plugin on: proxy-init is replaced by the network validator", false: "CNI plugin off: pods go back to the proxy-init container (needs NET_ADMIN)"}[new.CNI.Enabled])
 	}
+	evict := safeToEvictChanges(d, old != nil)
 	if old == nil {
-		return out
+		return append(out, evict...)
 	}
 	for _, ns := range sortedKeys(new.Namespaces) {
 		if o, ok := old.Namespaces[ns]; !ok || o.Inject != new.Namespaces[ns].Inject {
@@ -57,6 +59,7 @@ func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 			out = append(out, fmt.Sprintf("namespace %s leaves mesh.cue: meshctl stops managing its mesh settings", ns))
 		}
 	}
+	out = append(out, evict...)
 	// Services in either revision: one that leaves mesh.cue takes its split
 	// and fault with it.
 	services := maps.Clone(old.Services)
@@ -76,6 +79,52 @@ func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 		}
 	}
 	return out
+}
+
+// safeToEvictChanges says, for each namespace whose safe-to-evict setting
+// changes, what happens to its pods. With the admission policy (the diff
+// holds it), only pods created from now on get the new value; without it,
+// plan changes the pod templates, and their pods restart. An offline diff
+// renders the policy, and says what a cluster without it would do.
+func safeToEvictChanges(d *apply.DiffResult, offline bool) []string {
+	policy := false
+	for i := range d.Objects {
+		o := &d.Objects[i]
+		if o.Kind == "MutatingAdmissionPolicy" && o.Name == generators.SafeToEvictPolicy {
+			policy = true
+		}
+	}
+	var out []string
+	for i := range d.Objects {
+		o := &d.Objects[i]
+		if o.Kind != "Namespace" || (o.Action != apply.Created && o.Action != apply.Configured) {
+			continue
+		}
+		from, to := safeToEvictValue(o.Before()), safeToEvictValue(o.After())
+		if from == to {
+			continue
+		}
+		line := fmt.Sprintf("namespace %s: safe-to-evict %s→%s: ", o.Name, from, to)
+		switch {
+		case policy:
+			line += "only new pods get the change, from MutatingAdmissionPolicy " + generators.SafeToEvictPolicy + "; running pods keep theirs until they restart"
+			if offline {
+				line += " (on a cluster without MutatingAdmissionPolicy, meshctl changes the pod templates instead, and their pods restart)"
+			}
+		default:
+			line += "the cluster does not serve MutatingAdmissionPolicy, so meshctl changes the pod templates of its workloads, and their pods restart"
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func safeToEvictValue(ns map[string]any) string {
+	v, ok, _ := unstructured.NestedString(ns, "metadata", "annotations", generators.AnnotationSafeToEvict)
+	if !ok {
+		return "unset"
+	}
+	return v
 }
 
 // splitChange describes a traffic split's change: "canary weight 10→50

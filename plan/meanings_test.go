@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
 )
@@ -30,6 +31,10 @@ func meaningsBetween(t *testing.T, oldSrc, newSrc string) []string {
 	newMesh, newSet := meshOf("new.cue", newSrc)
 	return plan.Meanings(oldMesh, newMesh, apply.CompareSets(oldSet, newSet))
 }
+
+// evictByPolicy is what an offline diff says of a safe-to-evict change.
+const evictByPolicy = "only new pods get the change, from MutatingAdmissionPolicy meshctl-safe-to-evict; running pods keep theirs until they restart" +
+	" (on a cluster without MutatingAdmissionPolicy, meshctl changes the pod templates instead, and their pods restart)"
 
 func TestMeanings(t *testing.T) {
 	const (
@@ -102,6 +107,33 @@ func TestMeanings(t *testing.T) {
 			want: []string{"namespace books leaves mesh.cue: meshctl stops managing its mesh settings"},
 		},
 		{
+			name: "safeToEvict on", old: `namespaces: shop: {}`, new: `namespaces: shop: safeToEvict: true`,
+			want: []string{"namespace shop: safe-to-evict unset→true: " + evictByPolicy},
+		},
+		{
+			name: "safeToEvict off", old: `namespaces: {shop: safeToEvict: true, web: safeToEvict: true}`, new: `namespaces: {shop: {}, web: safeToEvict: true}`,
+			want: []string{"namespace shop: safe-to-evict true→unset: " + evictByPolicy},
+		},
+		{
+			name: "safeToEvict off everywhere", old: `namespaces: shop: safeToEvict: true`, new: `namespaces: shop: {}`,
+			want: []string{"namespace shop: safe-to-evict true→unset: " + evictByPolicy},
+		},
+		{
+			name: "safeToEvict true→false", old: `namespaces: shop: safeToEvict: true`, new: `namespaces: shop: safeToEvict: false`,
+			want: []string{"namespace shop: safe-to-evict true→false: " + evictByPolicy},
+		},
+		{
+			name: "safeToEvict unchanged", old: `namespaces: shop: safeToEvict: true`, new: `namespaces: {shop: safeToEvict: true, web: {}}`,
+			want: []string{"namespace web: inject absent→enabled (takes effect as pods restart)"},
+		},
+		{
+			name: "namespace added with safeToEvict", old: "", new: `namespaces: shop: {create: true, safeToEvict: true}`,
+			want: []string{
+				"namespace shop: inject absent→enabled (takes effect as pods restart)",
+				"namespace shop: safe-to-evict unset→true: " + evictByPolicy,
+			},
+		},
+		{
 			name: "fault on", old: "", new: faulty,
 			want: []string{"shop/web fault injection on: 10% of requests answered 503"},
 		},
@@ -172,5 +204,34 @@ func TestMeaningsWithoutBase(t *testing.T) {
 	got := plan.Meanings(nil, m, apply.CompareSets(apply.Set{}, set))
 	if diff := cmp.Diff([]string{"control plane: 3 PDBs added"}, got); diff != "" {
 		t.Errorf("Meanings (-want +got):\n%s", diff)
+	}
+}
+
+// Against a cluster (old nil), a safe-to-evict change is read from the
+// Namespace's annotation; whether the render holds the admission policy
+// says whether pods restart.
+func TestMeaningsSafeToEvictAgainstACluster(t *testing.T) {
+	m, err := schema.LoadSources(schema.Source{Name: "mesh.cue", Data: []byte(`namespaces: {shop: safeToEvict: true, web: {}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   generators.Inputs
+		want string
+	}{
+		{name: "policy", want: "namespace shop: safe-to-evict unset→true: only new pods get the change, from MutatingAdmissionPolicy meshctl-safe-to-evict; running pods keep theirs until they restart"},
+		{name: "pod templates", in: generators.Inputs{NoAdmissionPolicy: true}, want: "namespace shop: safe-to-evict unset→true: the cluster does not serve MutatingAdmissionPolicy, so meshctl changes the pod templates of its workloads, and their pods restart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := generators.Render(m, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := plan.Meanings(nil, m, apply.CompareSets(apply.Set{}, plan.Stages(objs, "test")))
+			if diff := cmp.Diff([]string{tc.want}, got); diff != "" {
+				t.Errorf("Meanings (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -61,8 +61,14 @@ type Cluster struct {
 }
 
 // ForCluster renders m with the certificates the cluster holds, creating
-// them once when they are missing. notes say what was created.
+// them once when they are missing. Where the cluster does not serve
+// MutatingAdmissionPolicy, it sets safeToEvict on pod templates itself
+// (evict.go). notes say what was created, and how safeToEvict reaches pods.
 func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (set apply.Set, notes []string, err error) {
+	m, notes, err = gatewayAPI(ctx, m, c)
+	if err != nil {
+		return apply.Set{}, nil, err
+	}
 	bundle, note, err := Certificates(ctx, m, c)
 	if err != nil {
 		return apply.Set{}, nil, err
@@ -70,11 +76,19 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 	if note != "" && !c.DryRun {
 		notes = append(notes, note)
 	}
-	objs, err := generators.Render(m, generators.Inputs{Certs: bundle})
+	served, err := ServesAdmissionPolicy(c.Client)
 	if err != nil {
 		return apply.Set{}, nil, err
 	}
-	return Stages(objs, version), notes, nil
+	objs, err := generators.Render(m, generators.Inputs{Certs: bundle, NoAdmissionPolicy: !served})
+	if err != nil {
+		return apply.Set{}, nil, err
+	}
+	evict, err := safeToEvictNotes(ctx, m, c, served)
+	if err != nil {
+		return apply.Set{}, nil, err
+	}
+	return Stages(objs, version), append(notes, evict...), nil
 }
 
 // Certificates returns the mesh's certificate material: kept in the

@@ -50,6 +50,9 @@ type Options struct {
 	Dir string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// APIServerFlags are added to kube-apiserver's, to turn an API off
+	// with --runtime-config, say.
+	APIServerFlags []string
 }
 
 // Cluster is a running test cluster.
@@ -122,14 +125,14 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 
 	fmt.Fprintf(c.log, "cluster: starting kube-apiserver %s on https://127.0.0.1:%d\n", testbin.KubernetesVersion, apiPort)
-	if err := c.start(bins.APIServer, "kube-apiserver",
-		"--etcd-servers="+etcdURL,
+	if err := c.start(bins.APIServer, "kube-apiserver", append([]string{
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
-		"--cert-dir="+filepath.Join(c.Dir, "apiserver-certs"),
-		"--tls-cert-file="+pk.servingCert, "--tls-private-key-file="+pk.key,
-		"--client-ca-file="+pk.caCert,
+		"--cert-dir=" + filepath.Join(c.Dir, "apiserver-certs"),
+		"--tls-cert-file=" + pk.servingCert, "--tls-private-key-file=" + pk.key,
+		"--client-ca-file=" + pk.caCert,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+pk.saPub, "--service-account-signing-key-file="+pk.saKey,
+		"--service-account-key-file=" + pk.saPub, "--service-account-signing-key-file=" + pk.saKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
@@ -140,7 +143,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=0",
-	); err != nil {
+	}, o.APIServerFlags...)...); err != nil {
 		return nil, err
 	}
 
