@@ -10,29 +10,40 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// EnsureSecret returns the data of the Secret name in the meshctl
-// namespace, creating it from gen when it does not exist. The Secret is
-// created once and never updated, so what it holds (certificates, say) is
-// not rotated by later runs. It is not in the inventory and carries
-// meshctl.io/prune: disabled. With dryRun, a missing Secret is generated
-// but not stored.
-func (c *Client) EnsureSecret(ctx context.Context, name string, dryRun bool, gen func() (map[string][]byte, error)) (data map[string][]byte, created bool, err error) {
+// StoredSecret is the data of one of meshctl's own Secrets, as read or
+// created, with the version UpdateSecret needs.
+type StoredSecret struct {
+	Data map[string][]byte
+	// Created: this call created it (with dryRun, generated it in memory).
+	Created bool
+
+	name   string
+	secret *corev1.Secret // nil when generated in a dry run
+}
+
+// EnsureSecret returns the Secret name in the meshctl namespace, creating
+// it from gen when it does not exist. Later runs change it only through
+// UpdateSecret (a rotation), so a re-render rotates nothing. It is not in
+// the inventory and carries meshctl.io/prune: disabled. With dryRun, a
+// missing Secret is generated but not stored.
+func (c *Client) EnsureSecret(ctx context.Context, name string, dryRun bool, gen func() (map[string][]byte, error)) (StoredSecret, error) {
 	s := &corev1.Secret{}
-	err = c.kube.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, s)
+	err := c.kube.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, s)
 	if err == nil {
-		return s.Data, false, nil
+		return StoredSecret{Data: s.Data, name: name, secret: s}, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, false, fmt.Errorf("reading secret %s/%s: %w", c.namespace, name, err)
+		return StoredSecret{}, fmt.Errorf("reading secret %s/%s: %w", c.namespace, name, err)
 	}
-	if data, err = gen(); err != nil {
-		return nil, false, err
+	data, err := gen()
+	if err != nil {
+		return StoredSecret{}, err
 	}
 	if dryRun {
-		return data, true, nil
+		return StoredSecret{Data: data, Created: true, name: name}, nil
 	}
 	if err := c.ensureNamespace(ctx); err != nil {
-		return nil, false, err
+		return StoredSecret{}, err
 	}
 	s = &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -49,9 +60,43 @@ func (c *Client) EnsureSecret(ctx context.Context, name string, dryRun bool, gen
 		return c.EnsureSecret(ctx, name, dryRun, gen)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("creating secret %s/%s: %w", c.namespace, name, err)
+		return StoredSecret{}, fmt.Errorf("creating secret %s/%s: %w", c.namespace, name, err)
 	}
-	return data, true, nil
+	return StoredSecret{Data: data, Created: true, name: name, secret: s}, nil
+}
+
+// UpdateSecret replaces the data of a Secret EnsureSecret returned, at the
+// resourceVersion it was read at, so that two runs rotating at once cannot
+// both win: the second fails and says to try again.
+func (c *Client) UpdateSecret(ctx context.Context, stored *StoredSecret, data map[string][]byte) error {
+	if stored.secret == nil {
+		return fmt.Errorf("secret %s/%s was not stored, so it cannot be updated", c.namespace, stored.name)
+	}
+	s := stored.secret.DeepCopy()
+	s.Data = data
+	err := c.kube.Update(ctx, s, client.FieldOwner(FieldManager))
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("secret %s/%s changed during this run: another meshctl apply or reconcile is running; try again", c.namespace, stored.name)
+	}
+	if err != nil {
+		return fmt.Errorf("updating secret %s/%s: %w", c.namespace, stored.name, err)
+	}
+	stored.Data, stored.secret = data, s
+	return nil
+}
+
+// ReadSecret returns the data of the Secret name in the meshctl
+// namespace, or nil when there is none.
+func (c *Client) ReadSecret(ctx context.Context, name string) (map[string][]byte, error) {
+	s := &corev1.Secret{}
+	err := c.kube.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading secret %s/%s: %w", c.namespace, name, err)
+	}
+	return s.Data, nil
 }
 
 // SecretKey reads one key of a Secret anywhere in the cluster.

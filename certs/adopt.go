@@ -95,13 +95,20 @@ func parseCerts(p string) ([]*x509.Certificate, error) {
 
 // parsePair parses a certificate and checks that the key is its own.
 func parsePair(kp KeyPair) (*x509.Certificate, error) {
+	c, _, err := parseSigner(kp)
+	return c, err
+}
+
+// parseSigner parses a certificate and its key, checking that the key is
+// the certificate's own.
+func parseSigner(kp KeyPair) (*x509.Certificate, crypto.Signer, error) {
 	certs, err := parseCerts(kp.CertPEM)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	block, _ := pem.Decode([]byte(kp.KeyPEM))
 	if block == nil {
-		return nil, errors.New("no PEM private key found")
+		return nil, nil, errors.New("no PEM private key found")
 	}
 	var key crypto.PrivateKey
 	switch block.Type {
@@ -113,16 +120,15 @@ func parsePair(kp KeyPair) (*x509.Certificate, error) {
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("the private key does not parse: %w", err)
+		return nil, nil, fmt.Errorf("the private key does not parse: %w", err)
 	}
-	type publicKeyer interface{ Public() crypto.PublicKey }
-	pk, ok := key.(publicKeyer)
+	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, errors.New("unsupported private key type")
+		return nil, nil, errors.New("unsupported private key type")
 	}
-	eq, ok := pk.Public().(interface{ Equal(crypto.PublicKey) bool })
+	eq, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !eq.Equal(certs[0].PublicKey) {
-		return nil, errors.New("the private key does not match the certificate")
+		return nil, nil, errors.New("the private key does not match the certificate")
 	}
-	return certs[0], nil
+	return certs[0], signer, nil
 }

@@ -5,6 +5,7 @@
 package certs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -52,6 +53,23 @@ type Options struct {
 	WebhookServices []string
 	Now             time.Time
 	Rand            io.Reader
+	// AnchorLifetime, IssuerLifetime and WebhookLifetime override the
+	// constants of the same names when set (tests make short-lived
+	// certificates to stand in for time passing).
+	AnchorLifetime, IssuerLifetime, WebhookLifetime time.Duration
+}
+
+// lifetime is d, or def when d is unset.
+func lifetime(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// issuerCN is the subject of the issuer meshctl signs.
+func issuerCN(o Options) string {
+	return fmt.Sprintf("identity.%s.%s", o.ControlPlaneNamespace, o.TrustDomain)
 }
 
 // Generate creates a fresh anchor, an issuer signed by it, and a
@@ -61,13 +79,13 @@ func Generate(o Options) (*Bundle, error) {
 		o.Rand = rand.Reader
 	}
 	anchor, anchorKey, err := newCert(o, certSpec{
-		cn: fmt.Sprintf("root.%s.%s", o.ControlPlaneNamespace, o.TrustDomain), ca: true, lifetime: AnchorLifetime,
+		cn: fmt.Sprintf("root.%s.%s", o.ControlPlaneNamespace, o.TrustDomain), ca: true, lifetime: lifetime(o.AnchorLifetime, AnchorLifetime),
 	}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trust anchor: %w", err)
 	}
 	issuer, issuerKey, err := newCert(o, certSpec{
-		cn: fmt.Sprintf("identity.%s.%s", o.ControlPlaneNamespace, o.TrustDomain), ca: true, lifetime: IssuerLifetime,
+		cn: issuerCN(o), ca: true, lifetime: lifetime(o.IssuerLifetime, IssuerLifetime),
 	}, anchor, anchorKey)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
@@ -79,15 +97,28 @@ func Generate(o Options) (*Bundle, error) {
 		Webhooks:        map[string]KeyPair{},
 	}
 	for _, svc := range o.WebhookServices {
-		host := fmt.Sprintf("%s.%s.svc", svc, o.ControlPlaneNamespace)
-		c, k, err := newCert(o, certSpec{cn: host, dns: []string{host}, lifetime: WebhookLifetime}, nil, nil)
+		kp, err := newWebhook(o, svc)
 		if err != nil {
-			return nil, fmt.Errorf("webhook %s: %w", svc, err)
+			return nil, err
 		}
-		b.Webhooks[svc] = KeyPair{CertPEM: encodeCert(c), KeyPEM: encodeKey(k)}
+		b.Webhooks[svc] = kp
 	}
 	return b, nil
 }
+
+// newWebhook makes a self-signed serving pair for the webhook Service svc.
+func newWebhook(o Options, svc string) (KeyPair, error) {
+	host := fmt.Sprintf("%s.%s.svc", svc, o.ControlPlaneNamespace)
+	c, k, err := newCert(o, certSpec{cn: host, dns: []string{host}, lifetime: lifetime(o.WebhookLifetime, WebhookLifetime)}, nil, nil)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("webhook %s: %w", svc, err)
+	}
+	return KeyPair{CertPEM: encodeCert(c), KeyPEM: encodeKey(k)}, nil
+}
+
+// backdate is how far before its making a certificate is valid, to
+// tolerate clock skew between nodes.
+const backdate = 5 * time.Minute
 
 type certSpec struct {
 	cn       string
@@ -97,7 +128,8 @@ type certSpec struct {
 }
 
 // newCert makes an ECDSA P-256 certificate, signed by parent or self-signed.
-func newCert(o Options, s certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+// A certificate signed by parent never outlives it.
+func newCert(o Options, s certSpec, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), o.Rand)
 	if err != nil {
 		return nil, nil, err
@@ -114,7 +146,7 @@ func newCert(o Options, s certSpec, parent *x509.Certificate, parentKey *ecdsa.P
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: s.cn},
 		DNSNames:              s.dns,
-		NotBefore:             now.Add(-5 * time.Minute), // tolerate clock skew
+		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(s.lifetime),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -126,6 +158,8 @@ func newCert(o Options, s certSpec, parent *x509.Certificate, parentKey *ecdsa.P
 	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
+	} else if tmpl.NotAfter.After(parent.NotAfter) {
+		tmpl.NotAfter = parent.NotAfter
 	}
 	der, err := x509.CreateCertificate(o.Rand, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {

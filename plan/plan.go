@@ -20,7 +20,8 @@ import (
 
 // CertificatesSecret holds, in the meshctl namespace, the certificates
 // meshctl generated: the trust anchor and its key, the issuer, and the
-// webhooks' serving pairs. It is created once and never rewritten.
+// webhooks' serving pairs. It is created once, and rewritten only when
+// the rotation policy replaces a certificate (rotate.go).
 const CertificatesSecret = "meshctl-certificates"
 
 // Stages groups rendered objects into apply stages, in stage order; within
@@ -94,13 +95,14 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 // Certificates returns the mesh's certificate material: kept in the
 // cluster once made, or taken as it is from a Secret the mesh names. The
 // first time, it adopts the trust anchor and issuer of an install that
-// meshctl did not make, or generates them when there are none. note says
-// what it created, "" when it created nothing.
+// meshctl did not make, or generates them when there are none. Later, it
+// rotates what the policy says is due (rotate.go). note says what it
+// created or rotated, "" when nothing.
 func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle, string, error) {
 	opts := generators.CertOptions(m, time.Now())
 	id := m.ControlPlane.Identity
 	adopted := false
-	data, created, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun, func() (map[string][]byte, error) {
+	stored, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun, func() (map[string][]byte, error) {
 		if id.TrustAnchor.Source == schema.SourceGenerated && id.Issuer.Source == schema.SourceGenerated {
 			b, err := existingTrust(ctx, c.Client.Kube(), m)
 			if err != nil {
@@ -123,6 +125,7 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 	if err != nil {
 		return nil, "", err
 	}
+	created := stored.Created
 	note := ""
 	switch {
 	case created && adopted:
@@ -130,12 +133,17 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 	case created:
 		note = fmt.Sprintf("created certificates (trust anchor, issuer, webhook pairs) in secret %s/%s; later runs reuse them", c.Client.Namespace(), CertificatesSecret)
 	}
-	b, err := certs.FromData(data)
+	b, err := certs.FromData(stored.Data)
 	if err != nil {
 		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
 	}
 	if err := b.Check(opts); err != nil {
 		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+	}
+	if !created {
+		if note, err = rotate(ctx, m, c, &stored, b, opts); err != nil {
+			return nil, "", err
+		}
 	}
 	ta := m.ControlPlane.Identity.TrustAnchor
 	switch ta.Source {

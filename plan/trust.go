@@ -1,9 +1,13 @@
 package plan
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"reflect"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/schema"
@@ -44,6 +48,9 @@ func trustMeanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 		issuer = issuer || !reflect.DeepEqual(o.Issuer, n.Issuer)
 	}
 	var out []string
+	if line := issuerRotation(d); line != "" && !anchor {
+		out = append(out, line)
+	}
 	if anchor {
 		out = append(out, anchorChangeMeaning)
 	}
@@ -51,4 +58,56 @@ func trustMeanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 		out = append(out, issuerChangeMeaning)
 	}
 	return out
+}
+
+// issuerRotation reads a scheduled issuer rotation in a cluster diff:
+// linkerd-config, which holds the issuer's certificate unmasked, changes
+// from one issuer to another signed by the same, unchanged anchors. It
+// returns "" for any other change.
+func issuerRotation(d *apply.DiffResult) string {
+	for i := range d.Objects {
+		o := &d.Objects[i]
+		if o.Action != apply.Configured || o.Namespace != "linkerd" || o.Kind != "ConfigMap" || o.Name != "linkerd-config" {
+			continue
+		}
+		oldAnchors, oldIssuer := configTrust(o.Before())
+		newAnchors, newIssuer := configTrust(o.After())
+		if oldIssuer == nil || newIssuer == nil || oldAnchors != newAnchors || oldIssuer.Equal(newIssuer) ||
+			oldIssuer.Subject.CommonName != newIssuer.Subject.CommonName {
+			return ""
+		}
+		for rest := []byte(newAnchors); ; {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				return ""
+			}
+			a, err := x509.ParseCertificate(block.Bytes)
+			if err == nil && oldIssuer.CheckSignatureFrom(a) == nil && newIssuer.CheckSignatureFrom(a) == nil {
+				return fmt.Sprintf("scheduled issuer rotation: the issuer %s expiring %s is re-signed by the same trust anchor %s (the new one expires %s); workloads keep working, since the anchor does not change",
+					newIssuer.Subject.CommonName, stamp(oldIssuer.NotAfter), a.Subject.CommonName, stamp(newIssuer.NotAfter))
+			}
+		}
+	}
+	return ""
+}
+
+// configTrust reads the trust anchors and the issuer certificate from a
+// linkerd-config ConfigMap's values.
+func configTrust(obj map[string]any) (anchors string, issuer *x509.Certificate) {
+	values, _, _ := unstructured.NestedString(obj, "data", "values")
+	var v map[string]any
+	if yaml.Unmarshal([]byte(values), &v) != nil {
+		return "", nil
+	}
+	anchors, _, _ = unstructured.NestedString(v, "identityTrustAnchorsPEM")
+	crt, _, _ := unstructured.NestedString(v, "identity", "issuer", "tls", "crtPEM")
+	block, _ := pem.Decode([]byte(crt))
+	if block == nil {
+		return anchors, nil
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return anchors, nil
+	}
+	return anchors, c
 }

@@ -122,9 +122,12 @@ type SecretRef struct {
 
 // Issuer says where the identity issuer certificate comes from.
 type Issuer struct {
-	Source      string       `json:"source"`
-	Scheme      string       `json:"scheme"`
-	CertManager *CertManager `json:"certManager,omitempty"`
+	Source string `json:"source"`
+	Scheme string `json:"scheme"`
+	// RotateBefore is how long before expiry a generated issuer is
+	// re-signed; empty for the default (see certs.RotateThreshold).
+	RotateBefore string       `json:"rotateBefore,omitempty"`
+	CertManager  *CertManager `json:"certManager,omitempty"`
 }
 
 // CertManager configures a cert-manager Certificate for the issuer.

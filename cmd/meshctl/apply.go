@@ -39,8 +39,12 @@ is empty or when more than --max-deletions would go; and it keeps CRDs and
 Namespaces that still hold objects it does not manage.
 
 The first apply creates the trust anchor, the issuer and the webhook
-certificates in the Secret meshctl-certificates; later applies reuse them.
-No private key is printed.
+certificates in the Secret meshctl-certificates, or adopts those of an
+existing Linkerd install as they are; later applies reuse them, and
+re-sign the issuer and the webhook certificates under the same anchor only
+when the rotation policy (controlPlane.identity.issuer.rotateBefore) says
+they are due. 'meshctl status' lists their expiry. No private key is
+printed.
 
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
 and the rest); kubectl's -n/--namespace has no meaning here.
@@ -98,7 +102,7 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 	for _, n := range notes {
 		fmt.Fprintln(o.Progress, n)
 	}
-	for _, w := range plan.Warnings(ctx, m, c) {
+	for _, w := range append(plan.Warnings(ctx, m, c), plan.CertificateWarnings(ctx, m, c)...) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	res, err := c.Apply(ctx, set, o)

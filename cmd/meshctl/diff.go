@@ -134,7 +134,7 @@ func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer)
 		return nil, err
 	}
 	res.Meanings = plan.Meanings(nil, m, res)
-	res.Warnings = plan.Warnings(ctx, m, c)
+	res.Warnings = append(plan.Warnings(ctx, m, c), plan.CertificateWarnings(ctx, m, c)...)
 	return res, nil
 }
 

@@ -67,6 +67,9 @@ Run 'meshctl <command> --help' for a command's flags and examples.`,
   meshctl diff
   meshctl apply --wait
 
+  # Certificate expiry and what meshctl manages
+  meshctl status
+
   # Shell completion for the current bash session
   source <(meshctl completion bash)`,
 		// meshctl prints one line per problem itself; cobra's "Error:"
@@ -83,6 +86,7 @@ Run 'meshctl <command> --help' for a command's flags and examples.`,
 		newBuildCmd(stdout, stderr),
 		newDiffCmd(stdout, stderr),
 		newApplyCmd(stdout, stderr),
+		newStatusCmd(stdout, stderr),
 		newVersionCmd(stdout),
 		newCompletionCmd(stdout, stderr),
 	)

@@ -49,6 +49,10 @@ func TestExitCodes(t *testing.T) {
 		{"unreadable kubeconfig", []string{"apply", "--kubeconfig=nope", "../../examples/ha.cue"}, exitError, "kubeconfig"},
 		{"diff unreadable kubeconfig", []string{"diff", "--kubeconfig=nope", "../../examples/ha.cue"}, diffError, "kubeconfig"},
 		{"completion needs a shell", []string{"completion"}, exitUsage, "accepts 1 arg"},
+		{"status takes no PATH", []string{"status", "mesh.cue"}, exitUsage, "unknown command"},
+		{"bad status output", []string{"status", "-o", "yaml"}, exitUsage, "want text or json"},
+		{"status unreadable kubeconfig", []string{"status", "--kubeconfig=nope"}, exitError, "meshctl status: loading kubeconfig"},
+		{"status without a cluster", []string{"status", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1"}, exitError, "meshctl status: reading secret meshctl/meshctl-certificates"},
 		{"completion of an unknown shell", []string{"completion", "tcsh"}, exitUsage, `invalid argument "tcsh"`},
 	}
 	for _, tc := range tests {
@@ -88,7 +92,7 @@ func TestHelpHasExamples(t *testing.T) {
 			t.Errorf("%s --help: exit %d, output %q", c.Name(), code, out)
 		}
 	}
-	want := []string{"apply", "build", "completion", "diff", "help", "version", "vet"}
+	want := []string{"apply", "build", "completion", "diff", "help", "status", "version", "vet"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}
