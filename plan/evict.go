@@ -67,27 +67,38 @@ const (
 // templateResult is one namespace's and kind's outcomes, by workload ID.
 type templateResult map[outcome][]string
 
-// safeToEvictNotes puts safeToEvict on the cluster's pods, or says how it
-// gets there: with the admission policy the render holds when the cluster
-// serves it, and otherwise by setting the annotation on the pod templates
-// of the mesh's namespaces (removing it where safeToEvict is gone).
-func safeToEvictNotes(ctx context.Context, m *schema.Mesh, c Cluster, served bool) ([]string, error) {
+// policyNote says how safeToEvict reaches pods when the render holds the
+// admission policy; nil when no namespace asks for it.
+func policyNote(m *schema.Mesh) []string {
 	names, _ := generators.SafeToEvict(m)
-	if served {
-		if len(names) == 0 {
-			return nil, nil
-		}
-		return []string{fmt.Sprintf("safeToEvict: MutatingAdmissionPolicy %s puts %s on new pods in %s (a pod's own value is kept); running pods get it when they restart",
-			generators.SafeToEvictPolicy, generators.AnnotationSafeToEvict, strings.Join(names, ", "))}, nil
+	if len(names) == 0 {
+		return nil
 	}
+	return []string{fmt.Sprintf("safeToEvict: MutatingAdmissionPolicy %s puts %s on new pods in %s (a pod's own value is kept); running pods get it when they restart",
+		generators.SafeToEvictPolicy, generators.AnnotationSafeToEvict, strings.Join(names, ", "))}
+}
+
+// SafeToEvictTemplates is the fallback for clusters that do not serve
+// MutatingAdmissionPolicy: it sets safeToEvict on the pod templates of the
+// mesh's namespaces, and removes the value it set where safeToEvict is
+// gone. It changes workloads (their pods restart), so apply runs it only
+// after the render was applied, never on a run a guard refused; with
+// c.DryRun it only says what it would do. On a cluster that serves the
+// policy it does nothing. restarts reports templates that change.
+func SafeToEvictTemplates(ctx context.Context, m *schema.Mesh, c Cluster) (note string, restarts bool, err error) {
+	served, err := ServesAdmissionPolicy(c.Client)
+	if err != nil || served {
+		return "", false, err
+	}
+	names, _ := generators.SafeToEvict(m)
 	res, err := annotateTemplates(ctx, m, c)
 	if err != nil {
-		return nil, err
+		return "", false, err
 	}
 	if len(names) == 0 && len(res[released]) == 0 {
-		return nil, nil
+		return "", false, nil
 	}
-	return []string{fallbackNote(res, c.DryRun)}, nil
+	return fallbackNote(res, c.DryRun), len(res[configured])+len(res[released]) > 0, nil
 }
 
 // fallbackNote says what the fallback did to pod templates.

@@ -62,9 +62,9 @@ type Cluster struct {
 }
 
 // ForCluster renders m with the certificates the cluster holds, creating
-// them once when they are missing. Where the cluster does not serve
-// MutatingAdmissionPolicy, it sets safeToEvict on pod templates itself
-// (evict.go). notes say what was created, and how safeToEvict reaches pods.
+// them once when they are missing. notes say what was created, and how
+// safeToEvict reaches pods where the cluster serves MutatingAdmissionPolicy;
+// where it does not, the caller runs SafeToEvictTemplates after the apply.
 func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (set apply.Set, notes []string, err error) {
 	m, notes, err = gatewayAPI(ctx, m, c)
 	if err != nil {
@@ -85,11 +85,10 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 	if err != nil {
 		return apply.Set{}, nil, err
 	}
-	evict, err := safeToEvictNotes(ctx, m, c, served)
-	if err != nil {
-		return apply.Set{}, nil, err
+	if served {
+		notes = append(notes, policyNote(m)...)
 	}
-	return Stages(objs, version), append(notes, evict...), nil
+	return Stages(objs, version), notes, nil
 }
 
 // Certificates returns the mesh's certificate material: kept in the

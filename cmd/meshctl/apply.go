@@ -113,6 +113,16 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 		}
 		return exitError
 	}
+	// Changes workloads, so only once the render is in: never on a run a
+	// guard refused.
+	note, _, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c, DryRun: o.DryRun})
+	if err != nil {
+		fmt.Fprintf(stderr, "meshctl apply: safeToEvict: %v\n", err)
+		return exitError
+	}
+	if note != "" {
+		fmt.Fprintln(o.Progress, note)
+	}
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

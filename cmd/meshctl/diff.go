@@ -134,6 +134,12 @@ func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer)
 		return nil, err
 	}
 	res.Meanings = plan.Meanings(nil, m, res)
+	// Where safeToEvict falls back to pod templates, say which would change.
+	if note, restarts, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c, DryRun: true}); err != nil {
+		return nil, err
+	} else if restarts {
+		res.Meanings = append(res.Meanings, note)
+	}
 	res.Warnings = append(plan.Warnings(ctx, m, c), plan.CertificateWarnings(ctx, m, c)...)
 	return res, nil
 }
