@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,21 @@ func gatewayMesh(t *testing.T, install bool) *schema.Mesh {
 		src = "linkerd: installGatewayAPI: true\n"
 	}
 	return mustLoadSource(t, "mesh.cue", src)
+}
+
+// clientView is what a client writes to a CRD: its spec (the generation)
+// and its metadata. The API server keeps writing a CRD's status (its
+// conditions) for a while after it changes, so its resourceVersion would
+// not say whether meshctl wrote it.
+type clientView struct {
+	generation          int64
+	labels, annotations map[string]string
+}
+
+func viewOf(t *testing.T, ctx context.Context, c *apply.Client, name string) clientView {
+	t.Helper()
+	crd := getCRD(t, ctx, c, name)
+	return clientView{crd.Generation, crd.Labels, crd.Annotations}
 }
 
 func getCRD(t *testing.T, ctx context.Context, c *apply.Client, name string) *apiextv1.CustomResourceDefinition {
@@ -176,9 +192,9 @@ func TestGatewayAPIInstalledWhenAbsent(t *testing.T) {
 	}
 	takeOver(t, ctx, c, generators.GatewayAPICRDs[1], map[string]any{"meshctl.io/prune": "disabled"})
 
-	before := map[string]string{}
+	before := map[string]clientView{}
 	for _, name := range generators.GatewayAPICRDs {
-		before[name] = getCRD(t, ctx, c, name).ResourceVersion
+		before[name] = viewOf(t, ctx, c, name)
 	}
 	released, notes := applyCRDs(t, ctx, c, gatewayMesh(t, false))
 	if !hasNote(notes, "someone else installed") {
@@ -189,8 +205,8 @@ func TestGatewayAPIInstalledWhenAbsent(t *testing.T) {
 		if !ok || e.Action != apply.Skipped {
 			t.Errorf("%s after someone else took it: %+v", name, e)
 		}
-		if rv := getCRD(t, ctx, c, name).ResourceVersion; rv != before[name] {
-			t.Errorf("%s was written after someone else took it", name)
+		if after := viewOf(t, ctx, c, name); !reflect.DeepEqual(after, before[name]) {
+			t.Errorf("%s was written after someone else took it: %+v → %+v", name, before[name], after)
 		}
 	}
 	inv, err := c.ReadInventory(ctx)
@@ -217,9 +233,9 @@ func TestGatewayAPINeverTakesOver(t *testing.T) {
 	for _, name := range theirs {
 		installTheirs(t, ctx, c, name)
 	}
-	before := map[string]string{}
+	before := map[string]clientView{}
 	for _, name := range theirs {
-		before[name] = getCRD(t, ctx, c, name).ResourceVersion
+		before[name] = viewOf(t, ctx, c, name)
 	}
 
 	_, _, err := plan.ForCluster(ctx, gatewayMesh(t, true), plan.Cluster{Client: c}, "test")
@@ -246,8 +262,8 @@ func TestGatewayAPINeverTakesOver(t *testing.T) {
 	}
 	for _, name := range theirs {
 		crd := getCRD(t, ctx, c, name)
-		if crd.ResourceVersion != before[name] || crd.DeletionTimestamp != nil {
-			t.Errorf("%s was written or deleted", name)
+		if after := viewOf(t, ctx, c, name); !reflect.DeepEqual(after, before[name]) || crd.DeletionTimestamp != nil {
+			t.Errorf("%s was written or deleted: %+v → %+v", name, before[name], after)
 		}
 		for _, mf := range crd.ManagedFields {
 			if mf.Manager == apply.FieldManager {

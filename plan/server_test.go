@@ -15,12 +15,14 @@ import (
 	"github.com/meshctl/meshctl/apply"
 )
 
-// workload kinds have their status written by controllers after meshctl
-// writes them, so their resourceVersion says nothing about when meshctl
-// wrote them; their generation (bumped only by spec writes) stands in.
-func isWorkload(kind string) bool {
+// statusWritten reports kinds whose status the cluster writes after
+// meshctl writes them (workloads by their controllers, CRDs by the API
+// server, whose conditions can land seconds later), so that their
+// resourceVersion says nothing about when meshctl wrote them; their
+// generation (bumped only by spec writes) stands in.
+func statusWritten(kind string) bool {
 	switch kind {
-	case "Deployment", "DaemonSet", "StatefulSet", "CronJob", "Job":
+	case "Deployment", "DaemonSet", "StatefulSet", "CronJob", "Job", "CustomResourceDefinition":
 		return true
 	}
 	return false
@@ -44,7 +46,7 @@ func versions(t *testing.T, ctx context.Context, kube client.Client, set apply.S
 	for _, st := range set.Stages {
 		for _, u := range st.Objects {
 			l := live(t, ctx, kube, u)
-			if isWorkload(u.GetKind()) {
+			if statusWritten(u.GetKind()) {
 				out[apply.ID(u)] = fmt.Sprintf("generation %d", l.GetGeneration())
 				continue
 			}
@@ -84,7 +86,7 @@ func checkStageOrder(t *testing.T, ctx context.Context, kube client.Client, cs k
 	spans := make([]span, len(set.Stages))
 	for i, st := range set.Stages {
 		for _, u := range st.Objects {
-			if isWorkload(u.GetKind()) || !written[apply.ID(u)] {
+			if statusWritten(u.GetKind()) || !written[apply.ID(u)] {
 				continue
 			}
 			rv := revision(t, live(t, ctx, kube, u).GetResourceVersion())
