@@ -34,6 +34,8 @@ type Bundle struct {
 	Issuer *KeyPair
 	// Webhooks holds each webhook Service's serving pair, by Service name.
 	Webhooks map[string]KeyPair
+	// Rotation is the trust-anchor rotation under way; nil when none.
+	Rotation *AnchorRotation
 }
 
 // Lifetimes of generated certificates.
@@ -79,7 +81,7 @@ func Generate(o Options) (*Bundle, error) {
 		o.Rand = rand.Reader
 	}
 	anchor, anchorKey, err := newCert(o, certSpec{
-		cn: fmt.Sprintf("root.%s.%s", o.ControlPlaneNamespace, o.TrustDomain), ca: true, lifetime: lifetime(o.AnchorLifetime, AnchorLifetime),
+		cn: anchorCN(o), ca: true, lifetime: lifetime(o.AnchorLifetime, AnchorLifetime),
 	}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trust anchor: %w", err)

@@ -24,11 +24,13 @@ func (b *Bundle) Data() map[string][]byte {
 		d[svc+webhookSuffix+".crt"] = []byte(kp.CertPEM)
 		d[svc+webhookSuffix+".key"] = []byte(kp.KeyPEM)
 	}
+	b.anchorData(d)
 	return d
 }
 
 // FromData reads a bundle written by Data (or by a meshctl that kept only
-// the anchor's pair, which is then the whole bundle).
+// the anchor's pair, which is then the whole bundle). A bundle without
+// rotation state is not rotating.
 func FromData(d map[string][]byte) (*Bundle, error) {
 	b := &Bundle{Issuer: &KeyPair{}, Webhooks: map[string]KeyPair{}}
 	for _, f := range []struct {
@@ -52,6 +54,11 @@ func FromData(d map[string][]byte) (*Bundle, error) {
 	default:
 		return nil, fmt.Errorf("certificate store lacks %s", fileAnchors)
 	}
+	r, err := anchorFromData(d)
+	if err != nil {
+		return nil, err
+	}
+	b.Rotation = r
 	var names []string
 	for name := range d {
 		if strings.HasSuffix(name, webhookSuffix+".crt") {

@@ -86,8 +86,14 @@ func (b *Bundle) Rotate(o Options, rotateBefore time.Duration, issuer bool) ([]R
 			if err != nil {
 				return nil, err
 			}
-			b.Issuer = &kp
-			out = append(out, Rotation{Kind: KindIssuer, Name: old[0].Subject.CommonName, Expiring: old[0].NotAfter, NotAfter: notAfter(kp)})
+			// A new issuer lives no longer than its anchor: when that one
+			// would be due at once too (an anchor expired or about to),
+			// re-signing gains nothing and would repeat on every run; the
+			// anchor itself must be rotated (meshctl rotate trust-anchor).
+			if fresh, err := parseCerts(kp.CertPEM); err == nil && !Due(fresh[0], o.Now, rotateBefore) {
+				b.Issuer = &kp
+				out = append(out, Rotation{Kind: KindIssuer, Name: old[0].Subject.CommonName, Expiring: old[0].NotAfter, NotAfter: notAfter(kp)})
+			}
 		}
 	}
 	svcs := make([]string, 0, len(b.Webhooks))

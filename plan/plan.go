@@ -59,6 +59,9 @@ type Cluster struct {
 	// DryRun: certificates that do not exist yet are generated in memory
 	// but not stored.
 	DryRun bool
+	// Anchor, when set, has Certificates take the next step of a
+	// trust-anchor rotation (anchor.go) before the render.
+	Anchor *AnchorRotation
 }
 
 // ForCluster renders m with the certificates the cluster holds, creating
@@ -101,7 +104,8 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 	opts := generators.CertOptions(m, time.Now())
 	id := m.ControlPlane.Identity
 	adopted := false
-	stored, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun, func() (map[string][]byte, error) {
+	// A rotation step never creates the certificates it would rotate.
+	stored, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun || c.Anchor != nil, func() (map[string][]byte, error) {
 		if id.TrustAnchor.Source == schema.SourceGenerated && id.Issuer.Source == schema.SourceGenerated {
 			b, err := existingTrust(ctx, c.Client.Kube(), m)
 			if err != nil {
@@ -138,6 +142,14 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 	}
 	if err := b.Check(opts); err != nil {
 		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+	}
+	if c.Anchor != nil {
+		if created {
+			return nil, "", fmt.Errorf("meshctl has made no certificates in this cluster yet, so there is no trust anchor to rotate: run meshctl apply first")
+		}
+		if err := advanceAnchor(ctx, m, c, &stored, b, opts); err != nil {
+			return nil, "", err
+		}
 	}
 	if !created {
 		if note, err = rotate(ctx, m, c, &stored, b, opts); err != nil {

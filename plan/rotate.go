@@ -108,6 +108,8 @@ func CertificateWarnings(ctx context.Context, m *schema.Mesh, c *apply.Client) [
 			when = fmt.Sprintf("expired %s", stamp(s.NotAfter))
 		}
 		switch {
+		case s.Kind == certs.KindTrustAnchor && s.CanRotate:
+			out = append(out, fmt.Sprintf("the trust anchor %s %s: rotate it with meshctl rotate trust-anchor (four steps, each applied and shown by diff first), or mTLS between meshed pods fails when it expires", s.Subject, when))
 		case s.Kind == certs.KindTrustAnchor && !s.CanRotate:
 			out = append(out, fmt.Sprintf("the trust anchor %s %s, and meshctl holds no key for it: rotate it with the tool that made it (publish a bundle of the old and new anchors first, then a new issuer), or mTLS between meshed pods fails when it expires", s.Subject, when))
 		case s.Kind == certs.KindIssuer && id.Issuer.Source != schema.SourceCertManager && !(s.CanRotate && meshctlSignsIssuer(m)):

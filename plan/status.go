@@ -18,6 +18,9 @@ type Status struct {
 	Certificates []certs.Status `json:"certificates"`
 	// Inventory is nil before the first apply.
 	Inventory *InventorySummary `json:"inventory,omitempty"`
+	// AnchorRotation counts the meshed pods a trust-anchor rotation waits
+	// for (anchor.go); nil when none waits.
+	AnchorRotation *PodTrust `json:"anchorRotation,omitempty"`
 }
 
 // InventorySummary sums up meshctl's inventory.
@@ -39,6 +42,9 @@ func ReadStatus(ctx context.Context, c *apply.Client, now time.Time) (*Status, e
 	}
 	if b != nil {
 		st.Certificates = b.Status(now)
+	}
+	if st.AnchorRotation, err = AnchorWaiting(ctx, c); err != nil {
+		return nil, err
 	}
 	inv, err := c.ReadInventory(ctx)
 	if err != nil {

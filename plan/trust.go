@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -17,7 +18,11 @@ import (
 // a diff, because they are the changes that can break mTLS.
 const (
 	anchorChangeMeaning = "trust anchor changes: meshed pods keep the old anchor until they restart; mTLS between old and new pods fails"
-	issuerChangeMeaning = "issuer changes: the identity controller loads the new issuer, and workloads get certificates from it as theirs renew (within the issuance lifetime); nothing breaks as long as the new issuer chains to an anchor the pods trust"
+	// The steps of `meshctl rotate trust-anchor` that change the trust
+	// roots (anchor.go); the re-sign step reads as issuerResign says.
+	anchorAddedMeaning   = "trust anchor added: the trust roots now hold the old and the new anchor; pods trust both as they restart"
+	anchorDroppedMeaning = "old trust anchor dropped: the trust roots now hold only the new anchor; pods trust only it as they restart, and workloads already get their certificates from the issuer it signed"
+	issuerChangeMeaning  = "issuer changes: the identity controller loads the new issuer, and workloads get certificates from it as theirs renew (within the issuance lifetime); nothing breaks as long as the new issuer chains to an anchor the pods trust"
 )
 
 // trustMeanings reads changes to the trust anchor and the issuer: in the
@@ -25,6 +30,7 @@ const (
 // identity settings (an offline diff, whose renders leave them out).
 func trustMeanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 	anchor, issuer := false, false
+	step := "" // the meaning of a rotation step, "" for another change
 	for i := range d.Objects {
 		o := &d.Objects[i]
 		if o.Action != apply.Configured || o.Namespace != "linkerd" {
@@ -35,6 +41,9 @@ func trustMeanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 			b, _, _ := unstructured.NestedString(o.Before(), "data", trustRootsKey)
 			a, _, _ := unstructured.NestedString(o.After(), "data", trustRootsKey)
 			anchor = anchor || a != b
+			if a != b {
+				step = anchorStepMeaning(b, a)
+			}
 		case o.Kind == "Secret" && o.Name == issuerName:
 			// Secret values are masked; a changed one is marked as such.
 			b, _, _ := unstructured.NestedStringMap(o.Before(), "data")
@@ -44,14 +53,22 @@ func trustMeanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 	}
 	if old != nil {
 		o, n := old.ControlPlane.Identity, new.ControlPlane.Identity
-		anchor = anchor || !reflect.DeepEqual(o.TrustAnchor, n.TrustAnchor)
+		if !reflect.DeepEqual(o.TrustAnchor, n.TrustAnchor) {
+			anchor, step = true, ""
+		}
 		issuer = issuer || !reflect.DeepEqual(o.Issuer, n.Issuer)
 	}
 	var out []string
 	if line := issuerRotation(d); line != "" && !anchor {
 		out = append(out, line)
 	}
-	if anchor {
+	if line := issuerResign(d); line != "" && !anchor {
+		out = append(out, line)
+	}
+	switch {
+	case anchor && step != "":
+		out = append(out, step)
+	case anchor:
 		out = append(out, anchorChangeMeaning)
 	}
 	if issuer {
@@ -110,4 +127,79 @@ func configTrust(obj map[string]any) (anchors string, issuer *x509.Certificate) 
 		return anchors, nil
 	}
 	return anchors, c
+}
+
+// anchorStepMeaning reads a change of the trust roots from before to
+// after: the new anchors added to the old (the bundle step of a rotation),
+// or some old ones dropped (its last step). It returns "" for any other
+// change, a replacement included.
+func anchorStepMeaning(before, after string) string {
+	b, a := pemCerts(before), pemCerts(after)
+	switch {
+	case len(b) == 0 || len(a) == 0:
+		return ""
+	case len(a) > len(b) && subset(b, a):
+		return anchorAddedMeaning
+	case len(a) < len(b) && subset(a, b):
+		return anchorDroppedMeaning
+	}
+	return ""
+}
+
+// subset: every certificate of small is in big.
+func subset(small, big []*x509.Certificate) bool {
+	for _, s := range small {
+		if !slices.ContainsFunc(big, s.Equal) {
+			return false
+		}
+	}
+	return true
+}
+
+// pemCerts parses the certificates of a PEM bundle, skipping what does not
+// parse.
+func pemCerts(p string) []*x509.Certificate {
+	var out []*x509.Certificate
+	for rest := []byte(p); ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
+}
+
+// issuerResign reads the re-sign step of a trust-anchor rotation in a
+// cluster diff: linkerd-config keeps its trust anchors, and its issuer,
+// signed by one of them, is replaced by one signed by another of them. It
+// returns "" for any other change.
+func issuerResign(d *apply.DiffResult) string {
+	for i := range d.Objects {
+		o := &d.Objects[i]
+		if o.Action != apply.Configured || o.Namespace != "linkerd" || o.Kind != "ConfigMap" || o.Name != "linkerd-config" {
+			continue
+		}
+		oldAnchors, oldIssuer := configTrust(o.Before())
+		newAnchors, newIssuer := configTrust(o.After())
+		if oldIssuer == nil || newIssuer == nil || oldAnchors != newAnchors || oldIssuer.Equal(newIssuer) {
+			return ""
+		}
+		var from, to *x509.Certificate
+		for _, a := range pemCerts(newAnchors) {
+			if oldIssuer.CheckSignatureFrom(a) == nil {
+				from = a
+			}
+			if newIssuer.CheckSignatureFrom(a) == nil {
+				to = a
+			}
+		}
+		if from == nil || to == nil || from.Equal(to) {
+			return ""
+		}
+		return fmt.Sprintf("issuer re-signed by the new trust anchor (expires %s): the trust roots still hold the old and the new anchor, so pods that restarted onto them trust it; workloads get certificates from the new issuer as theirs renew (within the issuance lifetime), and keep working meanwhile",
+			stamp(to.NotAfter))
+	}
+	return ""
 }

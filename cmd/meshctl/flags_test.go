@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/meshctl/meshctl/apply"
@@ -60,7 +61,13 @@ func TestReadmeFlagsTable(t *testing.T) {
 	got := readmeFlags(t, string(readme))
 
 	want := map[string][]string{}
+	var all []*cobra.Command
 	for _, c := range commands() {
+		all = append(append(all, c), c.Commands()...)
+	}
+	for _, c := range all {
+		// A subcommand's column is its path: "rotate trust-anchor".
+		key := strings.TrimPrefix(c.CommandPath(), "meshctl ")
 		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
 			if f.Name == "help" {
 				return
@@ -69,7 +76,7 @@ func TestReadmeFlagsTable(t *testing.T) {
 			if f.Shorthand != "" {
 				name = "-" + f.Shorthand + ", " + name
 			}
-			want[c.Name()] = append(want[c.Name()], name)
+			want[key] = append(want[key], name)
 		})
 	}
 	for _, names := range want {

@@ -20,8 +20,8 @@ import (
 	"github.com/meshctl/meshctl/apply"
 )
 
-// exitRefused: a safety guard (prune limits) stopped the run; nothing was
-// written.
+// exitRefused: a safety guard (prune limits, or a trust-anchor rotation
+// step that would break trust) stopped the run; nothing was written.
 const exitRefused = 4
 
 // clusterFlags are the flags of the commands that talk to a cluster:

@@ -87,6 +87,7 @@ Run 'meshctl <command> --help' for a command's flags and examples.`,
 		newDiffCmd(stdout, stderr),
 		newApplyCmd(stdout, stderr),
 		newStatusCmd(stdout, stderr),
+		newRotateCmd(stdout, stderr),
 		newVersionCmd(stdout),
 		newCompletionCmd(stdout, stderr),
 	)

@@ -124,6 +124,9 @@ func writeStatus(w io.Writer, st *plan.Status) {
 	if n := st.Expiring(); n > 0 {
 		fmt.Fprintf(w, "%d certificate(s) expire within %dd: see 'meshctl diff' for what apply would rotate\n", n, int(certs.WarnBefore/(24*time.Hour)))
 	}
+	if line := anchorRotationLine(st.AnchorRotation); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	switch inv := st.Inventory; {
 	case inv == nil:
 		fmt.Fprintln(w, "inventory: none (meshctl has not applied to this cluster)")

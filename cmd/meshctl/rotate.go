@@ -1,0 +1,174 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/plan"
+	"github.com/meshctl/meshctl/schema"
+)
+
+func newRotateCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Rotate a certificate that needs more than one apply (the trust anchor)",
+		Long: `Rotate a certificate whose replacement takes more than one apply, one
+step per run. The issuer and the webhook serving pairs need no command:
+apply rotates them by policy (controlPlane.identity.issuer.rotateBefore).`,
+		Example: `  # The next step of a trust-anchor rotation, shown first, then applied
+  meshctl rotate trust-anchor --dry-run
+  meshctl rotate trust-anchor`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				fmt.Fprintf(stderr, "meshctl rotate: unknown certificate %q; meshctl rotates trust-anchor\n", args[0])
+			} else {
+				_ = c.Help()
+			}
+			return exitCode(exitUsage)
+		},
+	}
+	cmd.AddCommand(newRotateAnchorCmd(stdout, stderr))
+	return cmd
+}
+
+type rotateAnchorFlags struct {
+	cluster       clusterFlags
+	dryRun, force bool
+}
+
+func newRotateAnchorCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f rotateAnchorFlags
+	cmd := pathCommand("trust-anchor [PATH]", "Take the next step of a trust-anchor rotation, without an outage",
+		`Replace the identity trust anchor without an outage, one step per run.
+Each run takes the next step, stores it in the Secret meshctl-certificates
+and applies the render, as 'meshctl apply PATH' would:
+
+  1. bundle   A new anchor is generated (meshctl keeps its key) and added
+              to the trust roots: linkerd-identity-trust-roots holds the
+              old and the new anchor. The issuer is unchanged. Meshed pods
+              trust both anchors as they restart.
+  2. wait     Until every meshed pod (one with the annotation
+              linkerd.io/trust-root-sha256) has restarted onto the
+              two-anchor bundle, a run says how many have not and what to
+              restart, and refuses to go on (exit 4). 'meshctl status'
+              says so too.
+  3. re-sign  A new issuer, with the same subject, is signed by the new
+              anchor, which becomes the current one; the trust roots still
+              hold both. Workloads get certificates from it as theirs
+              renew.
+  4. drop     The trust roots hold the new anchor only. Refused (exit 4)
+              while a meshed pod trusts neither the bundle nor the new
+              anchor, and until the issuance lifetime
+              (controlPlane.identity.issuanceLifetime, 24h by default) has
+              passed since step 3: workload certificates from the old
+              issuer stay valid that long. The refusal says when it will
+              be allowed.
+
+--dry-run computes the next step in memory only and prints the diff of
+what it would apply, what it means first, as 'meshctl diff' does; nothing
+is written. --force lifts the guards of steps 3 and 4.
+
+The old anchor need not be valid: an expired anchor is bundled, replaced
+and dropped like any other (the recovery upstream's procedure cannot do).
+
+meshctl rotates only an anchor it generated and holds the key of
+(trustAnchor.source and issuer.source "generated", not adopted); for any
+other it refuses and says what to do instead. No private key is printed.
+
+The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
+and the rest); kubectl's -n/--namespace has no meaning here.
+
+Exit codes: 0 step taken (or shown, with --dry-run), 1 invalid mesh.cue,
+2 bad usage, 3 failed, 4 refused by a guard (pods still on the old anchor,
+issuance lifetime not passed; nothing written).`,
+		`  # See the next step and what it means, then take it
+  meshctl rotate trust-anchor --dry-run
+  meshctl rotate trust-anchor
+
+  # After restarting the meshed pods, re-sign the issuer
+  kubectl rollout restart deployment -n shop
+  meshctl rotate trust-anchor mesh.cue
+
+  # Drop the old anchor before the issuance lifetime has passed
+  meshctl rotate trust-anchor --force --context prod mesh.cue
+`)
+	fs := cmd.Flags()
+	fs.BoolVar(&f.dryRun, "dry-run", false, "compute the next step in memory and print its diff; write nothing")
+	fs.BoolVar(&f.force, "force", false, "take the step even while meshed pods have not restarted or the issuance lifetime has not passed")
+	addClusterFlags(cmd, &f.cluster)
+	cmd.RunE = runE(func(path string) int { return runRotateAnchor(path, &f, stdout, stderr) })
+	return cmd
+}
+
+func runRotateAnchor(path string, f *rotateAnchorFlags, stdout, stderr io.Writer) int {
+	const name = "meshctl rotate trust-anchor"
+	m, err := schema.Load(path)
+	if err != nil {
+		return reportLoadError(stderr, err)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	c, err := f.cluster.connect(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return exitError
+	}
+	r := &plan.AnchorRotation{Force: f.force}
+	set, notes, err := plan.ForCluster(ctx, m, plan.Cluster{Client: c, DryRun: f.dryRun, Anchor: r}, version)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		if errors.Is(err, plan.ErrAnchorRefused) {
+			return exitRefused
+		}
+		return exitError
+	}
+	for _, w := range r.Result.Forced {
+		fmt.Fprintf(stderr, "warning: --force: %s\n", w)
+	}
+	if f.dryRun {
+		res, err := c.Diff(ctx, set, apply.DiffOptions{})
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return exitError
+		}
+		res.Meanings = plan.Meanings(nil, m, res)
+		fmt.Fprintf(stdout, "next step: %s (dry run; nothing written)\n", r.Result.Step)
+		res.WriteText(stdout)
+		return exitOK
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stdout, n)
+	}
+	res, err := c.Apply(ctx, set, apply.Options{Progress: stdout})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: step %s stored in secret %s/%s, but the apply failed: %v; run 'meshctl apply' to finish it\n", name, r.Result.Step, c.Namespace(), plan.CertificatesSecret, err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "rotate trust-anchor: step %s: %s\n", r.Result.Step, r.Result.Note)
+	fmt.Fprintf(stdout, "apply: %s in %s\n", res.SummaryLine(), res.Duration.Round(10*time.Millisecond))
+	switch r.Result.Step {
+	case plan.StepBundle:
+		fmt.Fprintln(stdout, "next: restart the meshed pods (kubectl rollout restart …), then run 'meshctl rotate trust-anchor' again to re-sign the issuer")
+	case plan.StepResign:
+		fmt.Fprintf(stdout, "next: once the issuance lifetime (%s) has passed, 'meshctl rotate trust-anchor' drops the old anchor\n", m.ControlPlane.Identity.IssuanceLifetime)
+	}
+	return exitOK
+}
+
+// anchorRotationLine is what `meshctl status` says of a trust-anchor
+// rotation waiting for meshed pods to restart; "" when none waits.
+func anchorRotationLine(pt *plan.PodTrust) string {
+	if pt == nil {
+		return ""
+	}
+	if pt.Behind == 0 {
+		return fmt.Sprintf("trust-anchor rotation: all %d meshed pods trust the new anchor; 'meshctl rotate trust-anchor' re-signs the issuer", pt.Meshed)
+	}
+	return "trust-anchor rotation: " + plan.BehindMessage(*pt)
+}
