@@ -77,35 +77,44 @@ func trustMeanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 	return out
 }
 
-// issuerRotation reads a scheduled issuer rotation in a cluster diff:
-// linkerd-config, which holds the issuer's certificate unmasked, changes
-// from one issuer to another signed by the same, unchanged anchors. It
-// returns "" for any other change.
-func issuerRotation(d *apply.DiffResult) string {
+// issuerSwap finds, in a cluster diff, linkerd-config (which holds the
+// issuer's certificate unmasked) changing from one issuer to another under
+// the same trust anchors. It returns the anchors that signed the old and the
+// new issuer; ok is false for any other change.
+func issuerSwap(d *apply.DiffResult) (oldIssuer, newIssuer, from, to *x509.Certificate, ok bool) {
 	for i := range d.Objects {
 		o := &d.Objects[i]
 		if o.Action != apply.Configured || o.Namespace != "linkerd" || o.Kind != "ConfigMap" || o.Name != "linkerd-config" {
 			continue
 		}
-		oldAnchors, oldIssuer := configTrust(o.Before())
-		newAnchors, newIssuer := configTrust(o.After())
-		if oldIssuer == nil || newIssuer == nil || oldAnchors != newAnchors || oldIssuer.Equal(newIssuer) ||
-			oldIssuer.Subject.CommonName != newIssuer.Subject.CommonName {
-			return ""
+		oldAnchors, oi := configTrust(o.Before())
+		newAnchors, ni := configTrust(o.After())
+		if oi == nil || ni == nil || oldAnchors != newAnchors || oi.Equal(ni) {
+			return nil, nil, nil, nil, false
 		}
-		for rest := []byte(newAnchors); ; {
-			var block *pem.Block
-			if block, rest = pem.Decode(rest); block == nil {
-				return ""
+		for _, a := range pemCerts(newAnchors) {
+			if from == nil && oi.CheckSignatureFrom(a) == nil {
+				from = a
 			}
-			a, err := x509.ParseCertificate(block.Bytes)
-			if err == nil && oldIssuer.CheckSignatureFrom(a) == nil && newIssuer.CheckSignatureFrom(a) == nil {
-				return fmt.Sprintf("scheduled issuer rotation: the issuer %s expiring %s is re-signed by the same trust anchor %s (the new one expires %s); workloads keep working, since the anchor does not change",
-					newIssuer.Subject.CommonName, stamp(oldIssuer.NotAfter), a.Subject.CommonName, stamp(newIssuer.NotAfter))
+			if to == nil && ni.CheckSignatureFrom(a) == nil {
+				to = a
 			}
 		}
+		return oi, ni, from, to, from != nil && to != nil
 	}
-	return ""
+	return nil, nil, nil, nil, false
+}
+
+// issuerRotation reads a scheduled issuer rotation in a cluster diff: the
+// issuer, same subject, re-signed by the anchor that signed the old one.
+// It returns "" for any other change.
+func issuerRotation(d *apply.DiffResult) string {
+	oldIssuer, newIssuer, from, to, ok := issuerSwap(d)
+	if !ok || !from.Equal(to) || oldIssuer.Subject.CommonName != newIssuer.Subject.CommonName {
+		return ""
+	}
+	return fmt.Sprintf("scheduled issuer rotation: the issuer %s expiring %s is re-signed by the same trust anchor %s (the new one expires %s); workloads keep working, since the anchor does not change",
+		newIssuer.Subject.CommonName, stamp(oldIssuer.NotAfter), to.Subject.CommonName, stamp(newIssuer.NotAfter))
 }
 
 // configTrust reads the trust anchors and the issuer certificate from a
@@ -176,30 +185,10 @@ func pemCerts(p string) []*x509.Certificate {
 // signed by one of them, is replaced by one signed by another of them. It
 // returns "" for any other change.
 func issuerResign(d *apply.DiffResult) string {
-	for i := range d.Objects {
-		o := &d.Objects[i]
-		if o.Action != apply.Configured || o.Namespace != "linkerd" || o.Kind != "ConfigMap" || o.Name != "linkerd-config" {
-			continue
-		}
-		oldAnchors, oldIssuer := configTrust(o.Before())
-		newAnchors, newIssuer := configTrust(o.After())
-		if oldIssuer == nil || newIssuer == nil || oldAnchors != newAnchors || oldIssuer.Equal(newIssuer) {
-			return ""
-		}
-		var from, to *x509.Certificate
-		for _, a := range pemCerts(newAnchors) {
-			if oldIssuer.CheckSignatureFrom(a) == nil {
-				from = a
-			}
-			if newIssuer.CheckSignatureFrom(a) == nil {
-				to = a
-			}
-		}
-		if from == nil || to == nil || from.Equal(to) {
-			return ""
-		}
-		return fmt.Sprintf("issuer re-signed by the new trust anchor (expires %s): the trust roots still hold the old and the new anchor, so pods that restarted onto them trust it; workloads get certificates from the new issuer as theirs renew (within the issuance lifetime), and keep working meanwhile",
-			stamp(to.NotAfter))
+	_, _, from, to, ok := issuerSwap(d)
+	if !ok || from.Equal(to) {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf("issuer re-signed by the new trust anchor (expires %s): the trust roots still hold the old and the new anchor, so pods that restarted onto them trust it; workloads get certificates from the new issuer as theirs renew (within the issuance lifetime), and keep working meanwhile",
+		stamp(to.NotAfter))
 }
