@@ -53,8 +53,15 @@ func (b *Bundle) Status(now time.Time) []Status {
 	if err != nil && b.TrustAnchorsPEM != "" {
 		out = append(out, Status{Kind: KindTrustAnchor, Err: err.Error()})
 	}
+	var next *x509.Certificate // a new anchor, mid-rotation: meshctl holds its key too
+	if b.Rotation != nil && b.Rotation.Next != nil {
+		if _, _, err := parseSigner(*b.Rotation.Next); err == nil {
+			next, _ = firstCert(b.Rotation.Next.CertPEM)
+		}
+	}
 	for _, a := range anchors {
-		out = append(out, row(KindTrustAnchor, "", a, now, held != nil && bytes.Equal(a.Raw, held.Raw)))
+		held := (held != nil && bytes.Equal(a.Raw, held.Raw)) || (next != nil && bytes.Equal(a.Raw, next.Raw))
+		out = append(out, row(KindTrustAnchor, "", a, now, held))
 	}
 	if b.Issuer != nil && b.Issuer.CertPEM != "" {
 		if c, err := firstCert(b.Issuer.CertPEM); err != nil {
