@@ -79,7 +79,7 @@ func deployment(m *schema.Mesh, in Inputs, d cpDeploy) Object {
 		"config.linkerd.io/default-inbound-policy": cp.Proxy.DefaultInboundPolicy,
 	}, d.annotations)
 	if pem := in.trustAnchors(m); pem != "" {
-		podAnn["linkerd.io/trust-root-sha256"] = sha256Hex([]byte(pem))
+		podAnn[AnnotationTrustRoot] = TrustRootHash(pem)
 	}
 	kv, km := kubeAPIAccess()
 	containers := make([]corev1.Container, 0, len(d.containers)+1)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -248,23 +249,27 @@ func linkerdCRDVersions(t *testing.T) map[string]apiextv1.CustomResourceDefiniti
 // type, required flag and constraints, and no node more. It also checks
 // each version's served and storage flags, subresources and printer columns.
 func TestCRDSchemasMatchUpstream(t *testing.T) {
+	matchFacts(t, "linkerd.io", 19, linkerdCRDVersions(t))
+}
+
+// matchFacts compares the rendered versions of the CRDs whose group ends in
+// suffix with the facts table: the same versions (want of them), and for
+// each the schema row for row, its served and storage flags, subresources
+// and printer columns.
+func matchFacts(t *testing.T, suffix string, want int, got map[string]apiextv1.CustomResourceDefinitionVersion) {
+	t.Helper()
 	facts := readCRDFacts(t)
-	got := linkerdCRDVersions(t)
-	var wantKeys, gotKeys []string
+	var wantKeys []string
 	for k := range facts {
-		if name, _, _ := strings.Cut(k, " "); strings.HasSuffix(name, "linkerd.io") {
+		if name, _, _ := strings.Cut(k, " "); strings.HasSuffix(name, suffix) {
 			wantKeys = append(wantKeys, k)
 		}
 	}
-	for k := range got {
-		gotKeys = append(gotKeys, k)
-	}
 	sort.Strings(wantKeys)
-	sort.Strings(gotKeys)
-	if len(wantKeys) != 19 {
-		t.Fatalf("the facts list %d Linkerd CRD versions, want 19: %v", len(wantKeys), wantKeys)
+	if len(wantKeys) != want {
+		t.Fatalf("the facts list %d CRD versions in *%s, want %d: %v", len(wantKeys), suffix, want, wantKeys)
 	}
-	if d := cmp.Diff(wantKeys, gotKeys); d != "" {
+	if d := cmp.Diff(wantKeys, slices.Sorted(maps.Keys(got))); d != "" {
 		t.Fatalf("CRD versions (-want +got):\n%s", d)
 	}
 	for _, k := range wantKeys {
@@ -273,8 +278,7 @@ func TestCRDSchemasMatchUpstream(t *testing.T) {
 			var rows []string
 			schemaRows(t, ".", *v.Schema.OpenAPIV3Schema, false, &rows)
 			sort.Strings(rows)
-			wantRows := slices.Sorted(slices.Values(want.Rows))
-			if d := cmp.Diff(wantRows, rows); d != "" {
+			if d := cmp.Diff(slices.Sorted(slices.Values(want.Rows)), rows); d != "" {
 				t.Errorf("schema (-want +got):\n%s", d)
 			}
 			var subs, columns []string
@@ -284,10 +288,9 @@ func TestCRDSchemasMatchUpstream(t *testing.T) {
 			for _, c := range v.AdditionalPrinterColumns {
 				columns = append(columns, c.Name)
 			}
-			gotV := tsvVersion{Served: v.Served, Storage: v.Storage, Subresources: subs, Columns: columns}
 			wantV := *want
 			wantV.Rows = nil
-			if d := cmp.Diff(wantV, gotV); d != "" {
+			if d := cmp.Diff(wantV, tsvVersion{Served: v.Served, Storage: v.Storage, Subresources: subs, Columns: columns}); d != "" {
 				t.Errorf("version (-want +got):\n%s", d)
 			}
 		})

@@ -1,8 +1,8 @@
 package generators
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -33,60 +33,16 @@ func gatewayCRDsOf(t *testing.T) map[string]*apiextv1.CustomResourceDefinition {
 // the metadata the API server and other controllers rely on.
 func TestGatewayAPICRDsMatchUpstream(t *testing.T) {
 	got := gatewayCRDsOf(t)
-	if d := cmp.Diff(GatewayAPICRDs, slices.Sorted(func(yield func(string) bool) {
-		for k := range got {
-			if !yield(k) {
-				return
-			}
-		}
-	})); d != "" {
+	if d := cmp.Diff(GatewayAPICRDs, slices.Sorted(maps.Keys(got))); d != "" {
 		t.Fatalf("Gateway API CRDs (-want +got):\n%s", d)
-	}
-	facts := readCRDFacts(t)
-	var wantKeys, gotKeys []string
-	for k := range facts {
-		if name, _, _ := strings.Cut(k, " "); strings.HasSuffix(name, "."+GatewayAPIGroup) {
-			wantKeys = append(wantKeys, k)
-		}
 	}
 	versions := map[string]apiextv1.CustomResourceDefinitionVersion{}
 	for _, c := range got {
 		for _, v := range c.Spec.Versions {
 			versions[c.Name+" "+v.Name] = v
-			gotKeys = append(gotKeys, c.Name+" "+v.Name)
 		}
 	}
-	sort.Strings(wantKeys)
-	sort.Strings(gotKeys)
-	if len(wantKeys) != 6 {
-		t.Fatalf("the facts list %d Gateway API CRD versions, want 6: %v", len(wantKeys), wantKeys)
-	}
-	if d := cmp.Diff(wantKeys, gotKeys); d != "" {
-		t.Fatalf("CRD versions (-want +got):\n%s", d)
-	}
-	for _, k := range wantKeys {
-		t.Run(k, func(t *testing.T) {
-			want, v := facts[k], versions[k]
-			var rows []string
-			schemaRows(t, ".", *v.Schema.OpenAPIV3Schema, false, &rows)
-			sort.Strings(rows)
-			if d := cmp.Diff(slices.Sorted(slices.Values(want.Rows)), rows); d != "" {
-				t.Errorf("schema (-want +got):\n%s", d)
-			}
-			var subs, columns []string
-			if v.Subresources != nil && v.Subresources.Status != nil {
-				subs = append(subs, "status")
-			}
-			for _, c := range v.AdditionalPrinterColumns {
-				columns = append(columns, c.Name)
-			}
-			wantV := *want
-			wantV.Rows = nil
-			if d := cmp.Diff(wantV, tsvVersion{Served: v.Served, Storage: v.Storage, Subresources: subs, Columns: columns}); d != "" {
-				t.Errorf("version (-want +got):\n%s", d)
-			}
-		})
-	}
+	matchFacts(t, "."+GatewayAPIGroup, 6, versions)
 
 	for name, c := range got {
 		wantAnn := map[string]string{

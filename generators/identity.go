@@ -133,3 +133,11 @@ func certManagerIssuer(m *schema.Mesh) Object {
 	u.SetLabels(cpLabels("identity"))
 	return Object{Stage: StageControlPlane, Object: u}
 }
+
+// AnnotationTrustRoot is the sha256 (hex) of the trust roots a pod started
+// with: on the control plane's pod templates, and on meshed pods, where the
+// proxy injector sets it.
+const AnnotationTrustRoot = "linkerd.io/trust-root-sha256"
+
+// TrustRootHash is the value of AnnotationTrustRoot for a trust-roots PEM.
+func TrustRootHash(pem string) string { return sha256Hex([]byte(pem)) }

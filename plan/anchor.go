@@ -2,8 +2,6 @@ package plan
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -14,13 +12,9 @@ import (
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/schema"
 )
-
-// AnnotationTrustRoot is the sha256 (hex) of the trust roots a meshed pod
-// started with, as generators compute it for the control plane and the
-// proxy injector sets it on meshed pods.
-const AnnotationTrustRoot = "linkerd.io/trust-root-sha256"
 
 // ErrAnchorRefused is wrapped when a guard stops a trust-anchor rotation
 // step (pods that have not restarted, the issuance lifetime); nothing was
@@ -60,7 +54,7 @@ type AnchorResult struct {
 	Forced []string
 }
 
-// PodTrust counts meshed pods (those with AnnotationTrustRoot) and those
+// PodTrust counts meshed pods (those with generators.AnnotationTrustRoot) and those
 // among them whose trust roots are not the ones wanted.
 type PodTrust struct {
 	Meshed int `json:"meshed"`
@@ -110,7 +104,7 @@ func advanceAnchor(ctx context.Context, m *schema.Mesh, c Cluster, stored *apply
 // restarted onto the two-anchor bundle: they would not trust the new
 // issuer's certificates.
 func guardBundle(ctx context.Context, c Cluster, b *certs.Bundle, r *AnchorRotation) error {
-	pt, err := podTrust(ctx, c.Client, TrustRootHash(b.TrustAnchorsPEM))
+	pt, err := podTrust(ctx, c.Client, generators.TrustRootHash(b.TrustAnchorsPEM))
 	if err != nil {
 		return err
 	}
@@ -141,7 +135,7 @@ func BehindMessage(pt PodTrust) string {
 // issuance lifetime has passed since the re-sign: workload certificates
 // from the old issuer stay valid that long.
 func guardDrop(ctx context.Context, m *schema.Mesh, c Cluster, b *certs.Bundle, r *AnchorRotation, now time.Time) error {
-	pt, err := podTrust(ctx, c.Client, TrustRootHash(b.TrustAnchorsPEM), TrustRootHash(b.Anchor.CertPEM))
+	pt, err := podTrust(ctx, c.Client, generators.TrustRootHash(b.TrustAnchorsPEM), generators.TrustRootHash(b.Anchor.CertPEM))
 	if err != nil {
 		return err
 	}
@@ -168,13 +162,6 @@ func guardDrop(ctx context.Context, m *schema.Mesh, c Cluster, b *certs.Bundle, 
 	return fmt.Errorf("%w: %s (--force to drop it anyway)", ErrAnchorRefused, strings.Join(why, "; "))
 }
 
-// TrustRootHash is the sha256 (hex) of a trust-roots PEM, as pods carry it
-// in AnnotationTrustRoot.
-func TrustRootHash(pem string) string {
-	s := sha256.Sum256([]byte(pem))
-	return hex.EncodeToString(s[:])
-}
-
 // podTrust counts the meshed pods that are running or pending, and those
 // among them whose trust-root hash is none of want.
 func podTrust(ctx context.Context, c *apply.Client, want ...string) (PodTrust, error) {
@@ -185,7 +172,7 @@ func podTrust(ctx context.Context, c *apply.Client, want ...string) (PodTrust, e
 	var pt PodTrust
 	behind := map[string]bool{}
 	for _, p := range pods.Items {
-		h, ok := p.Annotations[AnnotationTrustRoot]
+		h, ok := p.Annotations[generators.AnnotationTrustRoot]
 		if !ok || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
@@ -221,7 +208,7 @@ func AnchorWaiting(ctx context.Context, c *apply.Client) (*PodTrust, error) {
 	if b.RotationStep() != certs.AnchorBundled {
 		return nil, nil
 	}
-	pt, err := podTrust(ctx, c, TrustRootHash(b.TrustAnchorsPEM))
+	pt, err := podTrust(ctx, c, generators.TrustRootHash(b.TrustAnchorsPEM))
 	if err != nil {
 		return nil, err
 	}

@@ -142,8 +142,8 @@ func (e *anchorEnv) checkTrust(what string, roots []*x509.Certificate, signer *x
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := dep.Spec.Template.Annotations[plan.AnnotationTrustRoot]; h != plan.TrustRootHash(pemRoots) {
-		t.Errorf("%s: linkerd-destination's pods are to carry %s %q, not the trust roots' hash", what, plan.AnnotationTrustRoot, h)
+	if h := dep.Spec.Template.Annotations[generators.AnnotationTrustRoot]; h != generators.TrustRootHash(pemRoots) {
+		t.Errorf("%s: linkerd-destination's pods are to carry %s %q, not the trust roots' hash", what, generators.AnnotationTrustRoot, h)
 	}
 	s, err := e.cluster.Client.CoreV1().Secrets("linkerd").Get(e.ctx, "linkerd-identity-issuer", metav1.GetOptions{})
 	if err != nil {
@@ -176,7 +176,7 @@ func (e *anchorEnv) meshedPod(ns, name, hash string) {
 		if _, err := e.cluster.Client.CoreV1().ServiceAccounts(ns).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
-		if _, err := pods.Create(e.ctx, pod(name, map[string]string{plan.AnnotationTrustRoot: hash}), metav1.CreateOptions{}); err != nil {
+		if _, err := pods.Create(e.ctx, pod(name, map[string]string{generators.AnnotationTrustRoot: hash}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -184,7 +184,7 @@ func (e *anchorEnv) meshedPod(ns, name, hash string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Annotations[plan.AnnotationTrustRoot] = hash
+	p.Annotations[generators.AnnotationTrustRoot] = hash
 	if _, err := pods.Update(e.ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestAnchorRotation(t *testing.T) {
 	b0, _ := e.stored()
 	old := firstCert(t, []byte(b0.Anchor.CertPEM))
 	e.checkTrust("before", []*x509.Certificate{old}, old, true)
-	e.meshedPod("anchor-pods", "app", plan.TrustRootHash(b0.TrustAnchorsPEM))
+	e.meshedPod("anchor-pods", "app", generators.TrustRootHash(b0.TrustAnchorsPEM))
 
 	// 1. bundle
 	r, err := e.step(m, false, "trust anchor added: the trust roots now hold the old and the new anchor; pods trust both as they restart")
@@ -253,7 +253,7 @@ func TestAnchorRotation(t *testing.T) {
 	}
 
 	// 3. re-sign, once the pod carries the bundle's hash.
-	e.meshedPod("anchor-pods", "app", plan.TrustRootHash(b1.TrustAnchorsPEM))
+	e.meshedPod("anchor-pods", "app", generators.TrustRootHash(b1.TrustAnchorsPEM))
 	r, err = e.step(m, false, "issuer re-signed by the new trust anchor")
 	wantStep(t, r, err, plan.StepResign)
 	if r.Pods.Meshed != 1 || r.Pods.Behind != 0 {
@@ -272,14 +272,14 @@ func TestAnchorRotation(t *testing.T) {
 	// only the old anchor.
 	_, err = e.step(day, false, "")
 	wantRefused(t, err, "the issuance lifetime (24h0m0s) has not passed since the issuer was re-signed at "+b3.Rotation.ResignedAt.Format(time.RFC3339))
-	e.meshedPod("anchor-pods", "app", plan.TrustRootHash(b0.TrustAnchorsPEM))
+	e.meshedPod("anchor-pods", "app", generators.TrustRootHash(b0.TrustAnchorsPEM))
 	time.Sleep(time.Second)
 	_, err = e.step(m, false, "")
 	wantRefused(t, err, "1 of 1 meshed pods trust neither the two-anchor bundle nor the new anchor")
 	if strings.Contains(err.Error(), "issuance lifetime") {
 		t.Errorf("the 1s issuance lifetime has passed, yet: %v", err)
 	}
-	e.meshedPod("anchor-pods", "app", plan.TrustRootHash(b3.Anchor.CertPEM))
+	e.meshedPod("anchor-pods", "app", generators.TrustRootHash(b3.Anchor.CertPEM))
 	r, err = e.step(m, false, "old trust anchor dropped")
 	wantStep(t, r, err, plan.StepDrop)
 	b4, _ := e.stored()

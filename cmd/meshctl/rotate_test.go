@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/internal/testcluster"
 	"github.com/meshctl/meshctl/plan"
 )
@@ -90,7 +91,7 @@ func TestRotateTrustAnchorCommand(t *testing.T) {
 	if _, err := cluster.Client.CoreV1().ServiceAccounts("shop").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Log(err) // a controller may have made it
 	}
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart", Annotations: map[string]string{plan.AnnotationTrustRoot: "0123abcd"}},
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart", Annotations: map[string]string{generators.AnnotationTrustRoot: "0123abcd"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "cart", Image: "registry.example/cart:1"}}}}
 	if _, err := cluster.Client.CoreV1().Pods("shop").Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
