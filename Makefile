@@ -15,6 +15,7 @@ build: ## Build ./bin/meshctl
 # not track, so a cached pass would prove nothing.
 test: fmt-check vet golden-check testbin ## Unit, golden, CLI and real-cluster tests
 	$(GO) test -count=1 -timeout 30m ./...
+	cd hack/promql && $(GO) test -count=1 ./...
 
 # The test cluster's binaries, built from the Go module proxy at pinned
 # versions and cached outside the checkout (about 10 minutes cold, nothing
@@ -24,6 +25,7 @@ testbin: ## Build or find kube-apiserver, etcd, kwok & co.
 
 vet:
 	$(GO) vet ./...
+	cd hack/promql && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -173,7 +175,7 @@ func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[stri
 	// Deleting a namespace deletes everything in it, so every kind must be
 	// listed: when one cannot be, the namespace is kept.
 	lists, err := c.disco.ServerPreferredNamespacedResources()
-	if err != nil {
+	if err != nil && !aggregatedGoing(err, pruning) {
 		return fmt.Sprintf("cannot list every kind in it, so cannot tell what it holds (%v)", err), nil
 	}
 	var items []unstructured.Unstructured
@@ -195,6 +197,24 @@ func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[stri
 		}
 	}
 	return foreign(items, pruning, "", true), nil
+}
+
+// aggregatedGoing: discovery failed only for API groups whose APIService
+// this prune deletes (viz's tap.linkerd.io, whose server goes with the
+// namespace). Their kinds live in that server, not in the namespace, and
+// go with it; any other failure keeps the namespace.
+func aggregatedGoing(err error, pruning map[string]Ref) bool {
+	var failed *discovery.ErrGroupDiscoveryFailed
+	if !errors.As(err, &failed) {
+		return false
+	}
+	for gv := range failed.Groups {
+		apiService := Ref{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService", Name: gv.Version + "." + gv.Group}
+		if _, ok := pruning[apiService.key()]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ignoredKind lists kinds that controllers make and clean up themselves.

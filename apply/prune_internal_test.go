@@ -7,6 +7,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 )
 
 func configMapRefs(names ...string) []Ref {
@@ -126,6 +128,38 @@ func TestForeign(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := foreign(tc.items, pruning, tc.kind, tc.ownedOK); got != tc.want {
 				t.Errorf("foreign = %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAggregatedGoing: a namespace may be pruned past a discovery failure
+// only when every failing group's APIService is pruned in the same run.
+func TestAggregatedGoing(t *testing.T) {
+	tap := schema.GroupVersion{Group: "tap.linkerd.io", Version: "v1alpha1"}
+	metrics := schema.GroupVersion{Group: "metrics.k8s.io", Version: "v1beta1"}
+	apiService := Ref{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService", Name: "v1alpha1.tap.linkerd.io"}
+	failed := func(gvs ...schema.GroupVersion) error {
+		e := &discovery.ErrGroupDiscoveryFailed{Groups: map[schema.GroupVersion]error{}}
+		for _, gv := range gvs {
+			e.Groups[gv] = errors.New("the server is currently unable to handle the request")
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		name    string
+		err     error
+		pruning []Ref
+		want    bool
+	}{
+		{"tap's APIService goes too", failed(tap), []Ref{apiService}, true},
+		{"tap's APIService stays", failed(tap), nil, false},
+		{"another group fails too", failed(tap, metrics), []Ref{apiService}, false},
+		{"not a group failure", errors.New("connection refused"), []Ref{apiService}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := aggregatedGoing(tc.err, refSet(tc.pruning)); got != tc.want {
+				t.Errorf("aggregatedGoing = %v, want %v", got, tc.want)
 			}
 		})
 	}

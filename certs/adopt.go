@@ -47,25 +47,25 @@ func Adopt(anchorsPEM string, issuer KeyPair, webhooks map[string]KeyPair) (*Bun
 }
 
 // GenerateWebhooks generates serving pairs for the webhook Services of o
-// that b lacks.
-func (b *Bundle) GenerateWebhooks(o Options) error {
-	missing := Options{ControlPlaneNamespace: o.ControlPlaneNamespace, TrustDomain: o.TrustDomain, Now: o.Now, Rand: o.Rand}
+// that b lacks (a mesh that grew one, such as viz's tap), leaving the pairs
+// it has alone. added names the Services it generated pairs for.
+func (b *Bundle) GenerateWebhooks(o Options) (added []string, err error) {
+	o = o.defaults()
+	if b.Webhooks == nil {
+		b.Webhooks = map[string]KeyPair{}
+	}
 	for _, svc := range o.WebhookServices {
-		if _, ok := b.Webhooks[svc]; !ok {
-			missing.WebhookServices = append(missing.WebhookServices, svc)
+		if _, ok := b.Webhooks[svc]; ok {
+			continue
 		}
-	}
-	if len(missing.WebhookServices) == 0 {
-		return nil
-	}
-	g, err := Generate(missing)
-	if err != nil {
-		return err
-	}
-	for svc, kp := range g.Webhooks {
+		kp, err := newWebhook(o, svc)
+		if err != nil {
+			return added, err
+		}
 		b.Webhooks[svc] = kp
+		added = append(added, svc)
 	}
-	return nil
+	return added, nil
 }
 
 // parseCerts reads every CERTIFICATE block of a PEM bundle.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 	"time"
 )
 
@@ -50,8 +51,9 @@ type Options struct {
 	// ControlPlaneNamespace and TrustDomain name the identity certificates.
 	ControlPlaneNamespace string
 	TrustDomain           string
-	// WebhookServices are the Services (in ControlPlaneNamespace) that
-	// serve admission webhooks.
+	// WebhookServices are the Services that the API server calls over
+	// TLS (admission webhooks, aggregated APIs): a name in
+	// ControlPlaneNamespace, or "name.namespace" for a Service elsewhere.
 	WebhookServices []string
 	Now             time.Time
 	Rand            io.Reader
@@ -108,9 +110,18 @@ func Generate(o Options) (*Bundle, error) {
 	return b, nil
 }
 
+// webhookHost is the DNS name the API server dials for svc: a Service in
+// the control plane's namespace, or one qualified "name.namespace".
+func webhookHost(o Options, svc string) string {
+	if strings.Contains(svc, ".") {
+		return svc + ".svc"
+	}
+	return fmt.Sprintf("%s.%s.svc", svc, o.ControlPlaneNamespace)
+}
+
 // newWebhook makes a self-signed serving pair for the webhook Service svc.
 func newWebhook(o Options, svc string) (KeyPair, error) {
-	host := fmt.Sprintf("%s.%s.svc", svc, o.ControlPlaneNamespace)
+	host := webhookHost(o, svc)
 	c, k, err := newCert(o, certSpec{cn: host, dns: []string{host}, lifetime: lifetime(o.WebhookLifetime, WebhookLifetime)}, nil, nil)
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("webhook %s: %w", svc, err)

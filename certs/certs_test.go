@@ -70,9 +70,27 @@ func TestLoadOrCreateNeverRotates(t *testing.T) {
 			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
+	// A mesh that grows a webhook (viz's tap, outside the control plane's
+	// namespace) gets a pair for it in the directory; nothing kept changes.
 	more := opts
-	more.WebhookServices = append(more.WebhookServices, "linkerd-sp-validator")
-	if _, _, err := LoadOrCreate(dir, more); err == nil {
-		t.Error("a directory missing a webhook pair was accepted")
+	more.WebhookServices = append(more.WebhookServices, "tap.linkerd-viz")
+	third, created, err := LoadOrCreate(dir, more)
+	if err != nil || created {
+		t.Fatalf("third: created %v, %v", created, err)
+	}
+	if third.Issuer.KeyPEM != first.Issuer.KeyPEM || third.Webhooks["linkerd-proxy-injector"] != first.Webhooks["linkerd-proxy-injector"] {
+		t.Error("adding a webhook changed the material kept")
+	}
+	tap := parse(t, third.Webhooks["tap.linkerd-viz"].CertPEM)
+	if err := tap.VerifyHostname("tap.linkerd-viz.svc"); err != nil {
+		t.Error(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "tap.linkerd-viz"+webhookSuffix+".key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("tap key file: %v %v", fi, err)
+	}
+	fourth, _, err := LoadOrCreate(dir, more)
+	if err != nil || fourth.Webhooks["tap.linkerd-viz"] != third.Webhooks["tap.linkerd-viz"] {
+		t.Errorf("the added pair was not kept: %v", err)
 	}
 }

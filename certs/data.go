@@ -76,6 +76,3 @@ func FromData(d map[string][]byte) (*Bundle, error) {
 	}
 	return b, nil
 }
-
-// Check fails when a kept bundle lacks a webhook the mesh now needs.
-func (b *Bundle) Check(o Options) error { return b.check(o) }

@@ -2,7 +2,6 @@ package certs
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,12 +19,23 @@ const (
 )
 
 // LoadOrCreate returns the bundle kept in dir, generating and writing one
-// only when dir holds none, so that re-rendering never rotates anything.
-// created reports whether it generated.
+// only when dir holds none, so that re-rendering never rotates anything. A
+// kept bundle that lacks a webhook the mesh now has (viz turned on) gets a
+// pair for it, written beside the others; nothing it holds is replaced.
+// created reports whether it generated the whole bundle.
 func LoadOrCreate(dir string, o Options) (b *Bundle, created bool, err error) {
 	b, err = Load(dir)
 	if err == nil {
-		return b, false, b.check(o)
+		added, err := b.GenerateWebhooks(o)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, svc := range added {
+			if err := b.writeWebhook(dir, svc); err != nil {
+				return nil, false, err
+			}
+		}
+		return b, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, err
@@ -34,16 +44,6 @@ func LoadOrCreate(dir string, o Options) (b *Bundle, created bool, err error) {
 		return nil, false, err
 	}
 	return b, true, b.Write(dir)
-}
-
-// check fails when a kept bundle lacks a webhook the mesh now needs.
-func (b *Bundle) check(o Options) error {
-	for _, svc := range o.WebhookServices {
-		if _, ok := b.Webhooks[svc]; !ok {
-			return fmt.Errorf("certificate directory has no pair for webhook %s; move the directory away to generate a complete one", svc)
-		}
-	}
-	return nil
 }
 
 // Load reads a bundle written by Write. A missing directory or anchor is
@@ -101,11 +101,26 @@ func (b *Bundle) Write(dir string) error {
 		{fileAnchorCrt, b.Anchor.CertPEM, 0o644}, {fileAnchorKey, b.Anchor.KeyPEM, 0o600},
 		{fileIssuerCrt, b.Issuer.CertPEM, 0o644}, {fileIssuerKey, b.Issuer.KeyPEM, 0o600},
 	}
-	for svc, kp := range b.Webhooks {
-		files = append(files,
-			certFile{svc + webhookSuffix + ".crt", kp.CertPEM, 0o644},
-			certFile{svc + webhookSuffix + ".key", kp.KeyPEM, 0o600})
+	for svc := range b.Webhooks {
+		files = append(files, b.webhookFiles(svc)...)
 	}
+	return writeFiles(dir, files)
+}
+
+// writeWebhook adds the pair of one webhook to dir.
+func (b *Bundle) writeWebhook(dir, svc string) error {
+	return writeFiles(dir, b.webhookFiles(svc))
+}
+
+func (b *Bundle) webhookFiles(svc string) []certFile {
+	kp := b.Webhooks[svc]
+	return []certFile{
+		{svc + webhookSuffix + ".crt", kp.CertPEM, 0o644},
+		{svc + webhookSuffix + ".key", kp.KeyPEM, 0o600},
+	}
+}
+
+func writeFiles(dir string, files []certFile) error {
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), f.mode); err != nil {
 			return err

@@ -74,6 +74,9 @@ func linkerdValues(m *schema.Mesh, in Inputs) map[string]any {
 				"meshIdentity": map[string]any{"serviceAccountName": m.Tracing.Collector.ServiceAccount, "namespace": m.Tracing.Collector.Namespace},
 			},
 		}
+		if labels := traceProxyLabels(m); labels != nil {
+			tracing["labels"] = labels
+		}
 	}
 	return map[string]any{
 		"cliVersion":      createdBy(m),

@@ -46,3 +46,13 @@ func merge(ms ...map[string]string) map[string]string {
 func image(m *schema.Mesh, name, version string) string {
 	return m.Linkerd.Registry + "/" + name + ":" + version
 }
+
+// anyMap converts labels for an unstructured object, whose nested maps must
+// hold plain values.
+func anyMap(in map[string]string) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}

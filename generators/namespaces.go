@@ -14,10 +14,7 @@ import (
 // kube-system label. Namespaces meshctl does not create carry only the
 // fields it sets and are marked never to be pruned.
 func namespaces(m *schema.Mesh, _ Inputs) []Object {
-	psa := "privileged"
-	if m.CNI.Enabled {
-		psa = "restricted"
-	}
+	psa := podSecurityLevel(m)
 	objs := []Object{nsObject("linkerd", map[string]string{
 		"linkerd.io/is-control-plane":          "true",
 		"config.linkerd.io/admission-webhooks": "disabled",

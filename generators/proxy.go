@@ -130,6 +130,11 @@ func tracingEnv(m *schema.Mesh) []corev1.EnvVar {
 	if !t.Enabled {
 		return nil
 	}
+	extra := "k8s.pod.ip=$(_pod_ip)\nk8s.pod.uid=$(_pod_uid)\nk8s.container.name=$(_pod_containerName)\n"
+	if len(t.Namespaces) > 0 {
+		// As traceProxyLabels does for the workloads' proxies.
+		extra += traceNamespaceAttr + "=" + tracePodNamespace + "\n"
+	}
 	return []corev1.EnvVar{
 		env("LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH", "/var/run/linkerd/podinfo/labels"),
 		env("LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH", "/var/run/linkerd/podinfo/annotations"),
@@ -137,7 +142,7 @@ func tracingEnv(m *schema.Mesh) []corev1.EnvVar {
 		env("LINKERD2_PROXY_TRACE_SERVICE_NAME", t.ServiceName),
 		env("LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR", t.Collector.Endpoint),
 		env("LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME", identityName(m, t.Collector.ServiceAccount, t.Collector.Namespace)),
-		env("LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES", "k8s.pod.ip=$(_pod_ip)\nk8s.pod.uid=$(_pod_uid)\nk8s.container.name=$(_pod_containerName)\n"),
+		env("LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES", extra),
 	}
 }
 

@@ -2,6 +2,7 @@ package generators
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -57,6 +58,10 @@ var components = []component{
 	safeToEvictPolicy,
 	cniPlugin,
 	controlPlane,
+	viz,
+	vizPrometheus,
+	grafana,
+	traceBackend,
 	profiles,
 }
 
@@ -130,12 +135,16 @@ func Sort(objs []Object) {
 
 // CertOptions are the options of the mesh's certificates: the control
 // plane's namespace, the mesh's trust domain and the webhook Services this
-// render serves. now is when they would be issued.
+// render serves (viz's too when it is on). now is when they would be issued.
 func CertOptions(m *schema.Mesh, now time.Time) certs.Options {
+	svcs := slices.Clone(WebhookServices)
+	if m.Viz.Enabled {
+		svcs = append(svcs, VizWebhookServices...)
+	}
 	return certs.Options{
 		ControlPlaneNamespace: linkerdNamespace,
 		TrustDomain:           m.ControlPlane.Identity.TrustDomain,
-		WebhookServices:       WebhookServices,
+		WebhookServices:       svcs,
 		Now:                   now,
 	}
 }

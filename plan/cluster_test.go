@@ -235,6 +235,10 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 			if ref := m.ControlPlane.Identity.TrustAnchor.SecretRef; ref != nil {
 				trustAnchorSecret(t, ctx, ref)
 			}
+			if m.Viz.Prometheus.Operator {
+				// The operator's PodMonitor kind, as a cluster that runs it has.
+				standInCRD(t, ctx, shared.Get(t), "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors")
+			}
 			res, err := applyMesh(t, ctx, c, m, apply.Options{DryRun: true, ForcePrune: true})
 			if err != nil {
 				t.Fatalf("server rejected the render: %v", err)
@@ -243,6 +247,43 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 				t.Error("nothing dry-run")
 			}
 		})
+	}
+}
+
+// standInCRD serves a kind that another project's CRD would (cert-manager's
+// Certificate, the Prometheus Operator's PodMonitor), with any content, and
+// waits until it is served.
+func standInCRD(t *testing.T, ctx context.Context, cluster *testcluster.Cluster, group, version, kind, plural string) {
+	t.Helper()
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": plural + "." + group},
+		"spec": map[string]any{
+			"group": group, "scope": "Namespaced",
+			"names": map[string]any{"kind": kind, "plural": plural, "singular": strings.ToLower(kind), "listKind": kind + "List"},
+			"versions": []any{map[string]any{"name": version, "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	kube, err := client.New(cluster.Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion(group + "/" + version)
+		list.SetKind(kind + "List")
+		k, err := client.New(cluster.Config, client.Options{})
+		if err != nil {
+			return false, err
+		}
+		return k.List(ctx, list) == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s/%s is not served: %v", group, kind, err)
 	}
 }
 
@@ -255,33 +296,7 @@ func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef)
 		t.Fatal(err)
 	}
 	// cert-manager's Certificate kind, as a cluster with cert-manager has it.
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": "certificates.cert-manager.io"},
-		"spec": map[string]any{
-			"group": "cert-manager.io", "scope": "Namespaced",
-			"names": map[string]any{"kind": "Certificate", "plural": "certificates", "singular": "certificate", "listKind": "CertificateList"},
-			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}}
-	kube, err := client.New(cluster.Config, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		list := &unstructured.UnstructuredList{}
-		list.SetAPIVersion("cert-manager.io/v1")
-		list.SetKind("CertificateList")
-		k, err := client.New(cluster.Config, client.Options{})
-		if err != nil {
-			return false, err
-		}
-		return k.List(ctx, list) == nil, nil
-	})
+	standInCRD(t, ctx, cluster, "cert-manager.io", "v1", "Certificate", "certificates")
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ref.Namespace}}
 	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -113,7 +114,7 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 			}
 			if b != nil {
 				adopted = true
-				if err := b.GenerateWebhooks(opts); err != nil {
+				if _, err := b.GenerateWebhooks(opts); err != nil {
 					return nil, err
 				}
 				return b.Data(), nil
@@ -140,8 +141,19 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 	if err != nil {
 		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
 	}
-	if err := b.Check(opts); err != nil {
-		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+	// A mesh that grew a webhook (viz's tap) gets a pair for it; the pairs
+	// kept are never replaced here.
+	added, err := b.GenerateWebhooks(opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(added) > 0 && !created {
+		if !c.DryRun {
+			if err := c.Client.UpdateSecret(ctx, &stored, b.Data()); err != nil {
+				return nil, "", err
+			}
+		}
+		note = fmt.Sprintf("created serving certificates for %s in secret %s/%s; later runs reuse them", strings.Join(added, ", "), c.Client.Namespace(), CertificatesSecret)
 	}
 	if c.Anchor != nil {
 		if created {
@@ -152,9 +164,11 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 		}
 	}
 	if !created {
-		if note, err = rotate(ctx, m, c, &stored, b, opts); err != nil {
+		rotated, err := rotate(ctx, m, c, &stored, b, opts)
+		if err != nil {
 			return nil, "", err
 		}
+		note = joinNotes(note, rotated)
 	}
 	ta := m.ControlPlane.Identity.TrustAnchor
 	switch ta.Source {
@@ -170,4 +184,15 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 		b.TrustAnchorsPEM, b.Anchor, b.Issuer = "", nil, nil
 	}
 	return b, note, nil
+}
+
+// joinNotes joins the notes that are not empty, one per line.
+func joinNotes(notes ...string) string {
+	var out []string
+	for _, n := range notes {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -22,7 +22,7 @@ import (
 // generation (bumped only by spec writes) stands in.
 func statusWritten(kind string) bool {
 	switch kind {
-	case "Deployment", "DaemonSet", "StatefulSet", "CronJob", "Job", "CustomResourceDefinition":
+	case "Deployment", "DaemonSet", "StatefulSet", "CronJob", "Job", "CustomResourceDefinition", "APIService", "PodDisruptionBudget":
 		return true
 	}
 	return false

@@ -174,14 +174,17 @@ type Viz struct {
 	HA         bool       `json:"ha"`
 	Prometheus Prometheus `json:"prometheus"`
 	Grafana    Grafana    `json:"grafana"`
+	JaegerURL  string     `json:"jaegerUrl,omitempty"`
 }
 
 // Prometheus configures viz's Prometheus or an external one.
 type Prometheus struct {
-	ExternalURL  string    `json:"externalURL,omitempty"`
-	Retention    Retention `json:"retention"`
-	ExpectedPods int       `json:"expectedPods"`
-	Resources    Resources `json:"resources"`
+	ExternalURL      string            `json:"externalURL,omitempty"`
+	Operator         bool              `json:"operator"`
+	PodMonitorLabels map[string]string `json:"podMonitorLabels,omitempty"`
+	Retention        Retention         `json:"retention"`
+	ExpectedPods     int               `json:"expectedPods"`
+	Resources        Resources         `json:"resources"`
 }
 
 // Retention is Prometheus's time and size retention.
@@ -194,6 +197,7 @@ type Retention struct {
 type Grafana struct {
 	Enabled    bool            `json:"enabled"`
 	URL        string          `json:"url,omitempty"`
+	Namespace  string          `json:"namespace"`
 	Dashboards map[string]bool `json:"dashboards"`
 }
 
@@ -210,10 +214,13 @@ type Tracing struct {
 
 // Collector is the trace collector proxies send spans to.
 type Collector struct {
-	Deploy         bool   `json:"deploy"`
-	Namespace      string `json:"namespace"`
-	ServiceAccount string `json:"serviceAccount"`
-	Endpoint       string `json:"endpoint"`
+	Deploy         bool      `json:"deploy"`
+	Namespace      string    `json:"namespace"`
+	ServiceAccount string    `json:"serviceAccount"`
+	Endpoint       string    `json:"endpoint"`
+	Image          string    `json:"image"`
+	JaegerImage    string    `json:"jaegerImage"`
+	Resources      Resources `json:"resources"`
 }
 
 // Namespace is a namespace to mesh.

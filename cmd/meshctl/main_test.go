@@ -179,3 +179,24 @@ func TestBuildDefaultPathAndFormats(t *testing.T) {
 		t.Error("a second build with the same --certs-dir rotated certificates")
 	}
 }
+
+// TestVetExplainsPrometheusMemory: vet says, in one line, the memory it
+// chose for viz's Prometheus and why; quiet says nothing.
+func TestVetExplainsPrometheusMemory(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mesh.cue")
+	if err := os.WriteFile(path, []byte("viz: {enabled: true, prometheus: expectedPods: 1000}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("vet", path)
+	if code != exitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], path+": note: viz Prometheus memory: request 5256Mi, limit 10512Mi (256Mi base + 5Mi × 1000 expected pods") {
+		t.Errorf("vet said %q", out)
+	}
+	if code, out, _ := runCLI("vet", "-q", path); code != exitOK || out != "" {
+		t.Errorf("vet -q: exit %d, said %q", code, out)
+	}
+}
