@@ -39,11 +39,14 @@ golden-check:
 	@out=$$(git diff --name-status -- testdata; git ls-files --others --exclude-standard -- testdata); \
 	if [ -n "$$out" ]; then echo "$$out"; echo "goldens are stale, new or untracked: run 'go test ./schema ./generators -update', review and commit"; exit 1; fi
 
-# BenchmarkCluster times each case several times itself, interleaving the
-# tools, so it runs once (-benchtime 1x); the others use Go's default.
+# BenchmarkCluster and BenchmarkBuildProcess time each case several times
+# themselves, interleaving the tools, so they run once (-benchtime 1x); the
+# others use Go's default. MESHCTL_BEFORE=path/to/old/meshctl adds an older
+# build to BenchmarkBuildProcess.
 bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figures go in BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkCluster$$' -benchmem -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess)$$' -benchmem -timeout 60m ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./plan
+	$(GO) test -run '^$$' -bench '^BenchmarkBuildProcess$$' -benchtime 1x -timeout 60m ./generators
 
 fuzz: ## Fuzz the loader for a minute
 	$(GO) test ./schema -run '^$$' -fuzz FuzzLoad -fuzztime 60s

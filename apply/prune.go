@@ -113,10 +113,13 @@ func (c *Client) prune(ctx context.Context, cands []Ref, o Options, res *Result)
 // verdict decides what prune does with one live candidate, for apply and
 // diff alike: Deleted; Skipped, with the reason, and stay when it must
 // remain in the inventory (it still holds foreign objects); or Configured,
-// for a namespace meshctl only annotated, whose meshctl fields are released.
+// for a namespace meshctl only annotated or a Service it only labelled,
+// whose meshctl fields are released.
 func (c *Client) verdict(ctx context.Context, r Ref, live *unstructured.Unstructured, pruning map[string]Ref) (action Action, reason string, stay bool, err error) {
 	if live.GetAnnotations()[AnnotationPrune] == "disabled" {
-		if r.Kind == "Namespace" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
+		// A Namespace or Service meshctl only labelled (an export): the
+		// object stays, meshctl's fields go.
+		if (r.Kind == "Namespace" || r.Kind == "Service") && r.APIVersion == "v1" && live.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
 			return Configured, "not meshctl's: kept, and the fields meshctl set are removed", false, nil
 		}
 		return Skipped, AnnotationPrune + ": disabled; no longer managed", false, nil

@@ -3,8 +3,14 @@ package generators
 import (
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/meshctl/meshctl/schema"
 )
@@ -36,4 +42,155 @@ func BenchmarkLoadBuild1000Namespaces(b *testing.B) {
 		fmt.Fprintf(&sb, "namespaces: \"app-%d\": inject: \"enabled\"\n", i)
 	}
 	benchLoadBuild(b, sb.String())
+}
+
+// benchMesh is the generated mesh of n services × 5 routes, every route
+// different (testdata/bench).
+func benchMesh(b *testing.B, n int) string {
+	b.Helper()
+	out, err := exec.Command("go", "run", "../testdata/bench", "-services", fmt.Sprint(n), "-routes", "5").Output()
+	if err != nil {
+		b.Fatalf("go run ../testdata/bench: %v", err)
+	}
+	return string(out)
+}
+
+func BenchmarkLoadBuild1000Services(b *testing.B) { benchLoadBuild(b, benchMesh(b, 1000)) }
+
+// BenchmarkBuildProcess times `meshctl build` as a user runs it, a process
+// per run, on generated meshes of 1,000, 4,000 and 10,000 services × 5
+// routes, every route different, each service model "serviceprofile"
+// (testdata/bench). In the same run it times the pure-CUE anchor, `cue
+// export` (v0.17.1) of testdata/bench/anchor.cue, which renders the same
+// ServiceProfiles with comprehensions and a light schema; and, when
+// MESHCTL_BEFORE names a meshctl binary from before issue 12, that binary
+// (on the mesh without model fields, which it predates). The tools run
+// interleaved, buildRuns times each; the benchmark reports each one's
+// minimum and median wall time and its largest peak RSS, and logs a table.
+// It runs once (-benchtime 1x), as `make bench` does.
+func BenchmarkBuildProcess(b *testing.B) {
+	dir := b.TempDir()
+	meshctl := filepath.Join(dir, "meshctl")
+	if out, err := exec.Command("go", "build", "-o", meshctl, "../cmd/meshctl").CombinedOutput(); err != nil {
+		b.Fatalf("go build meshctl: %v\n%s", err, out)
+	}
+	cue := benchCUE(b)
+	before := os.Getenv("MESHCTL_BEFORE")
+	runs := 5
+	if s := os.Getenv("BENCH_BUILD_RUNS"); s != "" {
+		fmt.Sscan(s, &runs)
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n| services × routes | tool | wall min / median | peak RSS (max) | CPU user+sys (median) |\n|---|---|---|---|---|\n")
+	for _, n := range []int{1000, 4000, 10000} {
+		mesh := filepath.Join(dir, fmt.Sprintf("mesh-%d.cue", n))
+		oldMesh := filepath.Join(dir, fmt.Sprintf("mesh-%d-nomodel.cue", n))
+		for path, model := range map[string]bool{mesh: true, oldMesh: false} {
+			out, err := exec.Command("go", "run", "../testdata/bench", "-services", fmt.Sprint(n), "-routes", "5", fmt.Sprintf("-model=%v", model)).Output()
+			if err != nil {
+				b.Fatalf("go run ../testdata/bench: %v", err)
+			}
+			if err := os.WriteFile(path, out, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		type tool struct {
+			name string
+			args []string
+		}
+		tools := []tool{
+			{"meshctl", []string{meshctl, "build", mesh}},
+			{"cue export (anchor)", []string{cue, "export", "../testdata/bench/anchor.cue", mesh, "-e", "objects", "--out", "yaml"}},
+		}
+		if before != "" {
+			tools = append(tools, tool{"meshctl before", []string{before, "build", oldMesh}})
+		}
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			results := make([][]procRun, len(tools))
+			for _, t := range tools { // warm-up, and a check of what each renders
+				r := runProc(b, t.args)
+				if got := strings.Count(r.out, "kind: ServiceProfile\n"); got < n {
+					b.Fatalf("%s rendered %d ServiceProfiles, want %d", t.name, got, n)
+				}
+			}
+			for range runs {
+				for i, t := range tools {
+					results[i] = append(results[i], runProc(b, t.args))
+				}
+			}
+			medians := map[string]time.Duration{}
+			for i, t := range tools {
+				rs := results[i]
+				walls := make([]time.Duration, len(rs))
+				cpus := make([]time.Duration, len(rs))
+				var rss int64
+				for j, r := range rs {
+					walls[j], cpus[j], rss = r.wall, r.cpu, max(rss, r.maxRSS)
+				}
+				slices.Sort(walls)
+				slices.Sort(cpus)
+				med := walls[len(walls)/2]
+				medians[t.name] = med
+				metric := strings.ReplaceAll(strings.Fields(t.name)[0]+strings.Join(strings.Fields(t.name)[1:], ""), "(", "")
+				metric = strings.ReplaceAll(metric, ")", "")
+				b.ReportMetric(walls[0].Seconds(), metric+"-min-s")
+				b.ReportMetric(med.Seconds(), metric+"-median-s")
+				b.ReportMetric(float64(rss)/(1<<20), metric+"-peak-MB")
+				b.Logf("%s: wall %v, cpu %v, peak RSS %d MB", t.name, walls, cpus, rss>>20)
+				fmt.Fprintf(&table, "| %d × 5 | %s | %.2f s / %.2f s | %d MB | %.2f s |\n", n, t.name, walls[0].Seconds(), med.Seconds(), rss>>20, cpus[len(cpus)/2].Seconds())
+			}
+			b.ReportMetric(float64(medians["cue export (anchor)"])/float64(medians["meshctl"]), "anchor/meshctl")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+	fmt.Print(table.String()) // for BENCHMARKS.md
+}
+
+type procRun struct {
+	out       string
+	wall, cpu time.Duration
+	maxRSS    int64 // bytes
+}
+
+// runProc runs a command and measures it: wall time, CPU and peak RSS of
+// the process, from its rusage.
+func runProc(b *testing.B, args []string) procRun {
+	b.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return procRun{
+		out:    stdout.String(),
+		wall:   wall,
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		maxRSS: ru.Maxrss << 10, // Linux reports KiB
+	}
+}
+
+// benchCUE builds the upstream cue command, v0.17.1, from the Go module
+// proxy into the user's cache (once; later runs find it there).
+func benchCUE(b *testing.B) string {
+	b.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(cache, "meshctl-bench", "cue-v0.17.1")
+	cue := filepath.Join(bin, "cue")
+	if _, err := os.Stat(cue); err == nil {
+		return cue
+	}
+	cmd := exec.Command("go", "install", "cuelang.org/go/cmd/cue@v0.17.1")
+	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building cue v0.17.1: %v\n%s", err, out)
+	}
+	return cue
 }

@@ -22,6 +22,38 @@ type Inputs struct {
 	// one; plan sets the annotation on pod templates instead. The zero
 	// value renders the policy, as Kubernetes 1.37 serves it.
 	NoAdmissionPolicy bool
+	// Cluster is the mesh cluster this render is for (a name under
+	// clusters); "" for a mesh that declares no clusters. Multicluster
+	// objects (the extension, links, exports) differ per cluster.
+	Cluster string
+	// Links holds, by target cluster name, what only that cluster can say
+	// about a link to it; plan reads it at apply time. A link whose target
+	// is missing renders with clearly marked placeholders (offline build).
+	Links map[string]*LinkTarget
+}
+
+// LinkTarget is what the target cluster of a link says about itself, as
+// `linkerd multicluster link-gen` reads it there (FACTS §11.5). It holds a
+// credential: it goes into the credentials Secrets and nowhere else.
+type LinkTarget struct {
+	// APIServer and CAData reach the target's API server; Token is the
+	// service-mirror ServiceAccount's token there.
+	APIServer string
+	CAData    []byte
+	Token     string
+	// GatewayAddresses are the gateway Service's load-balancer addresses,
+	// comma-joined; GatewayPort its mc-gateway port (the nodePort for a
+	// NodePort Service); GatewayIdentity its gateway-identity annotation.
+	GatewayAddresses string
+	GatewayPort      string
+	GatewayIdentity  string
+	// ProbePath, ProbePort and ProbePeriod are the gateway's probe settings.
+	ProbePath   string
+	ProbePort   string
+	ProbePeriod string
+	// TrustDomain and ClusterDomain come from the target's linkerd-config.
+	TrustDomain   string
+	ClusterDomain string
 }
 
 // trustAnchors returns the anchors PEM the render knows, if any.
@@ -62,7 +94,10 @@ var components = []component{
 	vizPrometheus,
 	grafana,
 	traceBackend,
+	multicluster,
 	profiles,
+	traffic,
+	smi,
 }
 
 // Render expands the mesh into its objects, in the stable order of Sort.
@@ -70,12 +105,13 @@ func Render(m *schema.Mesh, in Inputs) ([]Object, error) {
 	if m == nil {
 		return nil, fmt.Errorf("render: no mesh")
 	}
-	if len(m.Patches) > 0 {
-		return nil, fmt.Errorf("render: patches are declared but not supported yet; remove them")
-	}
 	var objs []Object
 	for _, c := range components {
 		objs = append(objs, c(m, in)...)
+	}
+	objs, err := applyPatches(m, objs)
+	if err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, o := range objs {
@@ -97,8 +133,12 @@ func Render(m *schema.Mesh, in Inputs) ([]Object, error) {
 	return objs, nil
 }
 
-// ownedOutright is false for namespaces meshctl only annotates.
+// ownedOutright is false for namespaces meshctl only annotates and for
+// the fields it sets on others' Services (FieldOnly).
 func ownedOutright(o Object) bool {
+	if FieldOnly(o) {
+		return false
+	}
 	return o.Object.GetKind() != "Namespace" || o.Object.GetAnnotations()[ident.AnnotationPrune] != "disabled"
 }
 

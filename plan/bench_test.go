@@ -48,7 +48,7 @@ func bigMesh(b *testing.B, n int) string {
 		fmt.Fprintf(&src, "namespaces: \"shop-%d\": {inject: \"enabled\", create: true}\n", i)
 	}
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(&src, "services: \"shop-%d/svc-%d\": {routes: [{name: \"GET /items\", method: \"GET\", pathRegex: \"/items(/.*)?\", isRetryable: true, timeout: \"300ms\"}], retryBudget: {}}\n", i%10, i)
+		fmt.Fprintf(&src, "services: \"shop-%d/svc-%d\": {model: \"serviceprofile\", routes: [{name: \"GET /items\", method: \"GET\", pathRegex: \"/items(/.*)?\", isRetryable: true, timeout: \"300ms\"}], retryBudget: {}}\n", i%10, i)
 	}
 	path := filepath.Join(b.TempDir(), "mesh.cue")
 	if err := os.WriteFile(path, []byte(src.String()), 0o644); err != nil {

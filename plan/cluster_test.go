@@ -389,7 +389,7 @@ func TestHAWebhookRejectionIsExplained(t *testing.T) {
 	}
 	m := mustLoadSource(t, "ha.cue", `controlPlane: ha: true
 namespaces: shop: {inject: "enabled", create: true}
-services: "shop/cart": routes: [{name: "GET /cart", method: "GET", pathRegex: "/cart"}]
+services: "shop/cart": {model: "serviceprofile", routes: [{name: "GET /cart", method: "GET", pathRegex: "/cart"}]}
 `)
 	_, err = applyMesh(t, ctx, c, m, apply.Options{})
 	if err == nil {

@@ -16,9 +16,10 @@ import (
 
 // Meanings reads a diff between two revisions of a mesh and says, a line
 // each, what the changes that matter most mean: HA on or off, replica
-// counts, PDBs, webhook failure policies, canary weights, fault injection,
-// meshed namespaces and the Linkerd version, after any change of the trust
-// anchor or issuer, which comes first. old may be nil.
+// counts, PDBs, webhook failure policies, the Linkerd version, meshed
+// namespaces, and each service's traffic model, canary, blue/green and
+// fault (serviceChanges), after any change of the trust anchor or issuer,
+// which comes first. old may be nil.
 func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 	out := trustMeanings(old, new, d)
 	workloads := workloadChanges(d)
@@ -65,18 +66,9 @@ func Meanings(old, new *schema.Mesh, d *apply.DiffResult) []string {
 	services := maps.Clone(old.Services)
 	maps.Copy(services, new.Services)
 	for _, key := range sortedKeys(services) {
-		n, o := new.Services[key], old.Services[key]
-		if line := splitChange(o.Split, n.Split); line != "" {
-			out = append(out, key+" "+line)
-		}
-		switch {
-		case o.Fault == nil && n.Fault != nil:
-			out = append(out, fmt.Sprintf("%s fault injection on: %g%% of requests answered %d", key, n.Fault.Percent, n.Fault.Status))
-		case o.Fault != nil && n.Fault == nil:
-			out = append(out, fmt.Sprintf("%s fault injection off", key))
-		case o.Fault != nil && n.Fault != nil && *o.Fault != *n.Fault:
-			out = append(out, fmt.Sprintf("%s fault injection %g%%→%g%%, status %d→%d", key, o.Fault.Percent, n.Fault.Percent, o.Fault.Status, n.Fault.Status))
-		}
+		o, inOld := old.Services[key]
+		n, inNew := new.Services[key]
+		out = append(out, serviceChanges(key, o, n, inOld && inNew)...)
 	}
 	return out
 }
@@ -127,40 +119,123 @@ func safeToEvictValue(ns map[string]any) string {
 	return v
 }
 
-// splitChange describes a traffic split's change: "canary weight 10→50
-// (books-v2)", or the split appearing or going.
-func splitChange(old, new map[string]int) string {
+// serviceChanges says, a line per change, how one service's traffic
+// changes between two revisions: its model, its split and its fault. both
+// is whether the service is in both revisions; a service that comes or
+// goes says only what its split and fault do.
+//
+// A split reads as a canary: the shares of its canary backends, that is
+// every backend but the primary. The primary is the Service itself when
+// it is a backend (books in {books: 90, "books-v2": 10}), else the backend
+// that had the largest share before (ties: the first by name), which is
+// the stable version a canary is measured against. A split that moves
+// all traffic from one backend to another (100/0 → 0/100) is a
+// blue/green flip (the same backends before and after).
+func serviceChanges(key string, o, n schema.Service, both bool) []string {
+	var out []string
+	if both && o.Model != n.Model {
+		out = append(out, fmt.Sprintf("%s model %s → %s", key, o.Model, n.Model))
+	}
+	if line := splitChange(key, o.Split, n.Split); line != "" {
+		out = append(out, key+" "+line)
+	}
+	if line := faultChange(o.Fault, n.Fault); line != "" {
+		out = append(out, key+" "+line)
+	}
+	return out
+}
+
+// splitChange is "canary books-v2 10% → 50%", "blue/green flipped to
+// books-v2", or the split added or removed; "" when it is the same.
+func splitChange(key string, old, new map[string]int) string {
 	switch {
 	case len(old) == 0 && len(new) == 0:
 		return ""
 	case len(old) == 0:
-		return "traffic split on: " + weights(new)
+		return "split added: " + shares(new)
 	case len(new) == 0:
-		return "traffic split off (was " + weights(old) + ")"
+		return "split removed (was " + shares(old) + ")"
 	}
+	if from, to := allOn(old), allOn(new); from != "" && to != "" && from != to && slices.Equal(sortedKeys(old), sortedKeys(new)) {
+		return "blue/green flipped to " + to
+	}
+	primary := primaryBackend(key, old)
 	var parts []string
 	for _, b := range sortedKeys(new) {
-		if ow, ok := old[b]; !ok || ow != new[b] {
-			parts = append(parts, fmt.Sprintf("%s %d→%d", b, old[b], new[b]))
+		ow, ok := old[b]
+		switch {
+		case !ok:
+			parts = append(parts, fmt.Sprintf("%s added at %d%%", b, new[b]))
+		case ow != new[b] && b != primary:
+			parts = append(parts, fmt.Sprintf("%s %d%% → %d%%", b, ow, new[b]))
 		}
 	}
 	for _, b := range sortedKeys(old) {
 		if _, ok := new[b]; !ok {
-			parts = append(parts, fmt.Sprintf("%s %d→removed", b, old[b]))
+			parts = append(parts, fmt.Sprintf("%s %d%% removed", b, old[b]))
 		}
 	}
 	if len(parts) == 0 {
+		// Only the primary's share changed, which weights summing to 100
+		// allow only with a backend added or removed, listed above.
 		return ""
 	}
-	return "canary weight " + strings.Join(parts, ", ")
+	return "canary " + strings.Join(parts, ", ")
 }
 
-func weights(m map[string]int) string {
+// primaryBackend is the backend a canary is measured against: the Service
+// itself, or the one with the largest share.
+func primaryBackend(key string, split map[string]int) string {
+	_, name, _ := strings.Cut(key, "/")
+	if _, ok := split[name]; ok {
+		return name
+	}
+	best := ""
+	for _, b := range sortedKeys(split) {
+		if best == "" || split[b] > split[best] {
+			best = b
+		}
+	}
+	return best
+}
+
+// allOn is the backend that has all of a split's traffic, or "".
+func allOn(split map[string]int) string {
+	for b, w := range split {
+		if w == 100 {
+			return b
+		}
+	}
+	return ""
+}
+
+func shares(split map[string]int) string {
 	var parts []string
-	for _, k := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	for _, b := range sortedKeys(split) {
+		parts = append(parts, fmt.Sprintf("%s %d%%", b, split[b]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// faultChange is "fault 10% 500s added", "… removed", "fault 10% → 20%
+// (500s)", "fault 10% (500s → 503s)" or, both changed, "fault 10% 500s →
+// 20% 503s"; "" when it is the same.
+func faultChange(old, new *schema.Fault) string {
+	switch {
+	case old == nil && new == nil:
+		return ""
+	case old == nil:
+		return fmt.Sprintf("fault %g%% %ds added", new.Percent, new.Status)
+	case new == nil:
+		return fmt.Sprintf("fault %g%% %ds removed", old.Percent, old.Status)
+	case old.Percent == new.Percent && old.Status == new.Status:
+		return ""
+	case old.Status == new.Status:
+		return fmt.Sprintf("fault %g%% → %g%% (%ds)", old.Percent, new.Percent, new.Status)
+	case old.Percent == new.Percent:
+		return fmt.Sprintf("fault %g%% (%ds → %ds)", new.Percent, old.Status, new.Status)
+	}
+	return fmt.Sprintf("fault %g%% %ds → %g%% %ds", old.Percent, old.Status, new.Percent, new.Status)
 }
 
 // workloadChanges lists replica changes of Deployments and StatefulSets,

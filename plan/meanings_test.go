@@ -17,6 +17,8 @@ import (
 func meaningsBetween(t *testing.T, oldSrc, newSrc string) []string {
 	t.Helper()
 	meshOf := func(name, src string) (*schema.Mesh, apply.Set) {
+		// Splits and faults reach their backends on a Service port.
+		src += "\nservices: [_]: port: 7000\n"
 		m, err := schema.LoadSources(schema.Source{Name: name, Data: []byte(src)})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -38,8 +40,9 @@ const evictByPolicy = "only new pods get the change, from MutatingAdmissionPolic
 
 func TestMeanings(t *testing.T) {
 	const (
-		canary = `services: "shop/web": split: {"web-v1": 90, "web-v2": 10}` + "\n"
-		faulty = `services: "shop/web": fault: {percent: 10, status: 503}` + "\n"
+		canary    = `services: "shop/web": split: {web: 90, "web-v2": 10}` + "\n"
+		blueGreen = `services: "shop/web": split: {"web-blue": 100, "web-green": 0}` + "\n"
+		faulty    = `services: "shop/web": fault: {percent: 10, status: 503}` + "\n"
 	)
 	for _, tc := range []struct {
 		name, old, new string
@@ -134,40 +137,92 @@ func TestMeanings(t *testing.T) {
 			},
 		},
 		{
-			name: "fault on", old: "", new: faulty,
-			want: []string{"shop/web fault injection on: 10% of requests answered 503"},
+			name: "fault added", old: "", new: faulty,
+			want: []string{"shop/web fault 10% 503s added"},
 		},
 		{
-			name: "fault off", old: faulty, new: `services: "shop/web": {}`,
-			want: []string{"shop/web fault injection off"},
+			name: "fault removed", old: faulty, new: `services: "shop/web": {}`,
+			want: []string{"shop/web fault 10% 503s removed"},
 		},
 		{
-			name: "fault changed", old: faulty, new: `services: "shop/web": fault: {percent: 50, status: 500}`,
-			want: []string{"shop/web fault injection 10%→50%, status 503→500"},
+			name: "fault percent", old: faulty, new: `services: "shop/web": fault: {percent: 20, status: 503}`,
+			want: []string{"shop/web fault 10% → 20% (503s)"},
 		},
 		{
-			name: "split on", old: "", new: canary,
-			want: []string{"shop/web traffic split on: web-v1 90, web-v2 10"},
+			name: "fault status", old: faulty, new: `services: "shop/web": fault: {percent: 10, status: 500}`,
+			want: []string{"shop/web fault 10% (503s → 500s)"},
 		},
 		{
-			name: "split off", old: canary, new: `services: "shop/web": {}`,
-			want: []string{"shop/web traffic split off (was web-v1 90, web-v2 10)"},
+			name: "fault percent and status", old: faulty, new: `services: "shop/web": fault: {percent: 12.5, status: 500}`,
+			want: []string{"shop/web fault 10% 503s → 12.5% 500s"},
 		},
 		{
-			name: "split changed", old: canary, new: `services: "shop/web": split: {"web-v1": 50, "web-v2": 50}`,
-			want: []string{"shop/web canary weight web-v1 90→50, web-v2 10→50"},
+			name: "split added", old: "", new: canary,
+			want: []string{"shop/web split added: web 90%, web-v2 10%"},
 		},
 		{
-			name: "split backend swapped", old: canary, new: `services: "shop/web": split: {"web-v1": 90, "web-v3": 10}`,
-			want: []string{"shop/web canary weight web-v3 0→10, web-v2 10→removed"},
+			name: "split removed", old: canary, new: `services: "shop/web": {}`,
+			want: []string{"shop/web split removed (was web 90%, web-v2 10%)"},
+		},
+		{
+			name: "canary weight", old: canary, new: `services: "shop/web": split: {web: 50, "web-v2": 50}`,
+			want: []string{"shop/web canary web-v2 10% → 50%"},
+		},
+		{
+			name: "canary promoted", old: canary, new: `services: "shop/web": split: {web: 0, "web-v2": 100}`,
+			want: []string{"shop/web canary web-v2 10% → 100%"},
+		},
+		{
+			name: "two canaries", old: `services: "shop/web": split: {web: 80, "web-v2": 10, "web-v3": 10}`, new: `services: "shop/web": split: {web: 40, "web-v2": 50, "web-v3": 10}`,
+			want: []string{"shop/web canary web-v2 10% → 50%"},
+		},
+		{
+			name: "canary swapped", old: canary, new: `services: "shop/web": split: {web: 90, "web-v3": 10}`,
+			want: []string{"shop/web canary web-v3 added at 10%, web-v2 10% removed"},
+		},
+		{
+			name: "canary without the Service as a backend", old: `services: "shop/web": split: {"web-v1": 90, "web-v2": 10}`, new: `services: "shop/web": split: {"web-v1": 75, "web-v2": 25}`,
+			want: []string{"shop/web canary web-v2 10% → 25%"},
+		},
+		{
+			name: "blue/green flipped", old: blueGreen, new: `services: "shop/web": split: {"web-blue": 0, "web-green": 100}`,
+			want: []string{"shop/web blue/green flipped to web-green"},
+		},
+		{
+			name: "blue/green flipped back", old: `services: "shop/web": split: {"web-blue": 0, "web-green": 100}`, new: blueGreen,
+			want: []string{"shop/web blue/green flipped to web-blue"},
+		},
+		{
+			name: "blue/green part way", old: blueGreen, new: `services: "shop/web": split: {"web-blue": 80, "web-green": 20}`,
+			want: []string{"shop/web canary web-green 0% → 20%"},
+		},
+		{
+			name: "model", old: `services: "shop/web": model: "serviceprofile"`, new: `services: "shop/web": {}`,
+			want: []string{"shop/web model serviceprofile → httproute"},
+		},
+		{
+			name: "model of a new service", old: "", new: `services: "shop/web": model: "smi"`,
+		},
+		{
+			name: "model, split and fault, a line each", old: `services: "shop/web": {model: "serviceprofile", split: {web: 90, "web-v2": 10}}`,
+			new: `services: "shop/web": {split: {web: 50, "web-v2": 50}, fault: {percent: 10, status: 500}}`,
+			want: []string{
+				"shop/web model serviceprofile → httproute",
+				"shop/web canary web-v2 10% → 50%",
+				"shop/web fault 10% 500s added",
+			},
 		},
 		{
 			name: "service with a fault removed", old: faulty, new: "",
-			want: []string{"shop/web fault injection off"},
+			want: []string{"shop/web fault 10% 503s removed"},
 		},
 		{
 			name: "service with a split removed", old: canary, new: "",
-			want: []string{"shop/web traffic split off (was web-v1 90, web-v2 10)"},
+			want: []string{"shop/web split removed (was web 90%, web-v2 10%)"},
+		},
+		{
+			name: "services in order", old: `services: {"shop/b": fault: {percent: 1, status: 500}, "shop/a": {}}`, new: `services: {"shop/a": fault: {percent: 1, status: 500}}`,
+			want: []string{"shop/a fault 1% 500s added", "shop/b fault 1% 500s removed"},
 		},
 		{
 			name: "several at once, in order", old: faulty, new: "controlPlane: ha: true\ncni: enabled: true\nlinkerd: version: \"edge-25.11.1\"\n" + `namespaces: books: {}` + "\n" + canary,
@@ -176,8 +231,8 @@ func TestMeanings(t *testing.T) {
 				"Linkerd edge-25.10.7→edge-25.11.1: control-plane and proxy images change; meshed pods pick up the new proxy when restarted",
 				"CNI plugin on: proxy-init is replaced by the network validator",
 				"namespace books: inject absent→enabled (takes effect as pods restart)",
-				"shop/web traffic split on: web-v1 90, web-v2 10",
-				"shop/web fault injection off",
+				"shop/web split added: web 90%, web-v2 10%",
+				"shop/web fault 10% 503s removed",
 			},
 		},
 	} {

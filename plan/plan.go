@@ -7,6 +7,8 @@ package plan
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,6 +56,32 @@ func Offline(m *schema.Mesh, version string) (apply.Set, error) {
 	return Stages(objs, version), nil
 }
 
+// Check renders the mesh in memory, for each of its clusters, with
+// throwaway certificates (so that patches on certificate-bearing objects
+// are checked too), and returns what keeps it from rendering: a patch that
+// matches nothing or does not apply, say. Commands call it before they
+// write anything, so that nothing is written on the strength of a mesh that
+// cannot render. The certificates are never stored or printed.
+func Check(m *schema.Mesh) error {
+	b, err := certs.Generate(generators.CertOptions(m, time.Now()))
+	if err != nil {
+		return err
+	}
+	clusters := []string{""}
+	if len(m.Clusters) > 0 {
+		clusters = slices.Sorted(maps.Keys(m.Clusters))
+	}
+	for _, c := range clusters {
+		if _, err := generators.Render(m, generators.Inputs{Certs: b, Cluster: c}); err != nil {
+			if c != "" {
+				return fmt.Errorf("cluster %s: %w", c, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Cluster is what a render for a cluster needs to know.
 type Cluster struct {
 	Client *apply.Client
@@ -63,6 +91,11 @@ type Cluster struct {
 	// Anchor, when set, has Certificates take the next step of a
 	// trust-anchor rotation (anchor.go) before the render.
 	Anchor *AnchorRotation
+	// Name is the mesh cluster (under clusters) this is, "" for a mesh
+	// without clusters; Links is what its links' targets say about
+	// themselves (multicluster.go).
+	Name  string
+	Links map[string]*generators.LinkTarget
 }
 
 // ForCluster renders m with the certificates the cluster holds, creating
@@ -85,7 +118,7 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 	if err != nil {
 		return apply.Set{}, nil, err
 	}
-	objs, err := generators.Render(m, generators.Inputs{Certs: bundle, NoAdmissionPolicy: !served})
+	objs, err := generators.Render(m, generators.Inputs{Certs: bundle, NoAdmissionPolicy: !served, Cluster: c.Name, Links: c.Links})
 	if err != nil {
 		return apply.Set{}, nil, err
 	}

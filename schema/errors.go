@@ -54,6 +54,15 @@ func (e *Error) Error() string {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_$#][A-Za-z0-9_$#]*$|^[0-9]+$`)
 
+// visible drops the hidden fields that end a path: a constraint the schema
+// keeps in one (fault._needsPort) is about the field that holds it.
+func visible(elems []string) []string {
+	for len(elems) > 0 && strings.HasPrefix(elems[len(elems)-1], "_") {
+		elems = elems[:len(elems)-1]
+	}
+	return elems
+}
+
 func formatPath(elems []string) string {
 	parts := make([]string, len(elems))
 	for i, e := range elems {
@@ -104,7 +113,7 @@ func newError(err error, srcs []Source) error {
 			continue // each alternative's error is reported on its own
 		}
 		msg = friendlier(msg)
-		is := Issue{Path: formatPath(e.Path()), Message: msg}
+		is := Issue{Path: formatPath(visible(e.Path())), Message: msg}
 		var pos token.Pos
 		for _, p := range cueerrors.Positions(e) {
 			if user[p.Filename()] {

@@ -3,18 +3,25 @@
 package schema
 
 import (
+	"crypto/sha256"
 	_ "embed"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
 )
 
 // CUE is the schema source, as the upstream cue command reads it.
@@ -89,36 +96,47 @@ func displayName(path string) string {
 // requires every value to be concrete and decodes the result. A failure is a
 // *Error listing each problem with its position and field path.
 func LoadSources(srcs ...Source) (*Mesh, error) {
-	v, err := Evaluate(srcs...)
-	if err != nil {
-		return nil, err
-	}
-	var m Mesh
-	if err := v.Decode(&m); err != nil {
-		return nil, newError(err, srcs)
-	}
-	return &m, nil
+	return loadMesh(srcs, nil)
 }
 
 // Evaluate returns the validated CUE value of the mesh; a new CUE context is
 // used on every call, since a long-lived one only grows.
 func Evaluate(srcs ...Source) (cue.Value, error) {
+	files, pkg, err := parseSources(srcs)
+	if err != nil {
+		return cue.Value{}, err
+	}
+	v, err := evaluate(files, pkg, srcs)
+	if err != nil {
+		return cue.Value{}, newError(err, srcs)
+	}
+	return v, nil
+}
+
+// parseSources parses the user's files, which must all be in one package.
+func parseSources(srcs []Source) ([]*ast.File, string, error) {
 	files := make([]*ast.File, 0, len(srcs))
 	pkg := ""
 	for _, s := range srcs {
 		f, err := parser.ParseFile(s.Name, s.Data, parser.ParseComments)
 		if err != nil {
-			return cue.Value{}, newError(err, srcs)
+			return nil, "", newError(err, srcs)
 		}
 		if name := f.PackageName(); name != "" {
 			if pkg != "" && name != pkg {
-				return cue.Value{}, &Error{Issues: []Issue{{File: s.Name, Line: 1, Column: 1,
+				return nil, "", &Error{Issues: []Issue{{File: s.Name, Line: 1, Column: 1,
 					Message: fmt.Sprintf("package %s, but other files are package %s", name, pkg)}}}
 			}
 			pkg = name
 		}
 		files = append(files, f)
 	}
+	return files, pkg, nil
+}
+
+// evaluate unifies the files with the schema, as `cue vet -c` does, and
+// validates the result.
+func evaluate(files []*ast.File, pkg string, srcs []Source) (cue.Value, error) {
 	schemaFile, err := parser.ParseFile(SchemaFile, CUE, parser.ParseComments)
 	if err != nil {
 		return cue.Value{}, fmt.Errorf("embedded schema: %w", err)
@@ -131,13 +149,459 @@ func Evaluate(srcs ...Source) (cue.Value, error) {
 	inst := build.NewContext().NewInstance("", nil)
 	for _, f := range append([]*ast.File{schemaFile}, files...) {
 		if err := inst.AddSyntax(f); err != nil {
-			return cue.Value{}, newError(err, srcs)
+			return cue.Value{}, err
 		}
 	}
 	// Validate reports every error at once; v.Err() would stop at the first.
 	v := cuecontext.New().BuildInstance(inst)
 	if err := v.Validate(cue.Concrete(true), cue.Final()); err != nil {
-		return cue.Value{}, newError(err, srcs)
+		return cue.Value{}, err
 	}
 	return v, nil
+}
+
+// loadMesh is LoadSources with an optional memo of validated services.
+//
+// A mesh is one CUE value, and `cue vet -c` checks it as one. meshctl gets
+// the same result faster by evaluating the part of the schema that grows
+// with the mesh, one service entry at a time: when the services are plain
+// data (see splitServices) and nothing outside services refers to them, the
+// rest of the mesh is evaluated with the schema as before, and each entry
+// is unified with the schema's compiled services field on its own, on every
+// core. The constraints, defaults and error messages are the schema's; only
+// the order of evaluation changes. Anything else takes the whole-file path.
+func loadMesh(srcs []Source, memo *memo) (*Mesh, error) {
+	files, pkg, err := parseSources(srcs)
+	if err != nil {
+		return nil, err
+	}
+	rest, entries, ok := splitServices(files)
+	if !ok || len(entries) == 0 || !schemaSplittable() {
+		v, err := evaluate(files, pkg, srcs)
+		if err != nil {
+			return nil, newError(err, srcs)
+		}
+		var m Mesh
+		if err := decodeMesh(v, &m); err != nil {
+			return nil, newError(err, srcs)
+		}
+		return &m, nil
+	}
+
+	var (
+		m       Mesh
+		mainErr error
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		v, err := evaluate(rest, pkg, srcs)
+		if err != nil {
+			mainErr = err
+			return
+		}
+		mainErr = decodeMesh(v, &m)
+	}()
+	services, svcErr := evalServices(entries, srcs, memo)
+	<-done
+
+	if mainErr != nil || svcErr != nil {
+		var all cueerrors.Error
+		for _, err := range []error{mainErr, svcErr} {
+			for _, e := range cueerrors.Errors(err) {
+				all = cueerrors.Append(all, e)
+			}
+		}
+		return nil, newError(all, srcs)
+	}
+	if len(services) > 0 {
+		m.Services = services
+	} else if m.Services == nil {
+		m.Services = map[string]Service{}
+	}
+	return &m, nil
+}
+
+// decodeMesh decodes the validated mesh, services aside when they were
+// split off. Both paths of loadMesh come here, with the value whose
+// positions are the user's: the place to fill positions of list entries,
+// such as a patch's, from v.LookupPath(...).Pos().
+func decodeMesh(v cue.Value, m *Mesh) error {
+	if err := v.Decode(m); err != nil {
+		return err
+	}
+	// Where each patch is written, for errors found when it is applied.
+	for i := range m.Patches {
+		p := v.LookupPath(cue.MakePath(cue.Str("patches"), cue.Index(i)))
+		for _, at := range []cue.Value{p.LookupPath(cue.ParsePath("patch")), p} {
+			if pos := at.Pos(); pos.IsValid() && pos.Filename() != SchemaFile {
+				m.Patches[i].Pos = fmt.Sprintf("%s:%d:%d", pos.Filename(), pos.Line(), pos.Column())
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// serviceEntry is one key of the top-level services struct: every field the
+// user's files give it (a key may be declared in several places), and a
+// hash of their source text, for the memo.
+type serviceEntry struct {
+	key    string
+	fields []*ast.Field
+	hash   [sha256.Size]byte
+}
+
+// splitServices takes the entries of the top-level services field out of
+// the files, when it can without changing what the files mean: services is
+// declared only as top-level fields holding struct literals with constant
+// keys, each entry is plain data (literals, lists and structs of regular
+// fields: no references, comprehensions, interpolations or constraints),
+// and "services" appears nowhere else. rest is the files without those
+// fields. The files themselves are not modified.
+func splitServices(files []*ast.File) (rest []*ast.File, entries []*serviceEntry, ok bool) {
+	byKey := map[string]*serviceEntry{}
+	for _, f := range files {
+		nf := *f
+		nf.Decls = make([]ast.Decl, 0, len(f.Decls))
+		for _, d := range f.Decls {
+			fd, isField := d.(*ast.Field)
+			if !isField {
+				if mentions(d, "services") {
+					return nil, nil, false
+				}
+				nf.Decls = append(nf.Decls, d)
+				continue
+			}
+			name, _, err := ast.LabelName(fd.Label)
+			if err != nil {
+				return nil, nil, false // a computed label might be services
+			}
+			if name != "services" {
+				if mentions(fd.Value, "services") {
+					return nil, nil, false
+				}
+				nf.Decls = append(nf.Decls, d)
+				continue
+			}
+			st, isStruct := fd.Value.(*ast.StructLit)
+			if !isStruct || fd.Constraint != token.ILLEGAL || len(fd.Attrs) > 0 {
+				return nil, nil, false
+			}
+			for _, el := range st.Elts {
+				switch el := el.(type) {
+				case *ast.CommentGroup:
+				case *ast.Field:
+					key, ok := entryKey(el)
+					if !ok || !isData(el.Value) {
+						return nil, nil, false
+					}
+					e := byKey[key]
+					if e == nil {
+						e = &serviceEntry{key: key}
+						byKey[key] = e
+						entries = append(entries, e)
+					}
+					e.fields = append(e.fields, el)
+				default:
+					return nil, nil, false
+				}
+			}
+		}
+		rest = append(rest, &nf)
+	}
+	return rest, entries, true
+}
+
+// entryKey is the constant key of a services entry: an identifier or a
+// string literal, without ?, ! or an alias. Hidden and definition
+// identifiers are not data keys.
+func entryKey(f *ast.Field) (string, bool) {
+	if f.Constraint != token.ILLEGAL || len(f.Attrs) > 0 {
+		return "", false
+	}
+	switch l := f.Label.(type) {
+	case *ast.Ident:
+		if strings.HasPrefix(l.Name, "#") || strings.HasPrefix(l.Name, "_") {
+			return "", false
+		}
+		return l.Name, true
+	case *ast.BasicLit:
+		if l.Kind != token.STRING {
+			return "", false
+		}
+		s, err := literal.Unquote(l.Value)
+		return s, err == nil
+	}
+	return "", false
+}
+
+// isData reports whether x is plain data: what it means does not depend on
+// anything outside it.
+func isData(x ast.Expr) bool {
+	switch x := x.(type) {
+	case *ast.BasicLit:
+		return true
+	case *ast.UnaryExpr:
+		lit, ok := x.X.(*ast.BasicLit)
+		return ok && (x.Op == token.SUB || x.Op == token.ADD) && (lit.Kind == token.INT || lit.Kind == token.FLOAT)
+	case *ast.ListLit:
+		for _, el := range x.Elts {
+			if !isData(el) {
+				return false
+			}
+		}
+		return true
+	case *ast.StructLit:
+		for _, el := range x.Elts {
+			switch el := el.(type) {
+			case *ast.CommentGroup, *ast.Attribute:
+			case *ast.Field:
+				if _, ok := entryKey(el); !ok || !isData(el.Value) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// mentions reports whether the identifier name occurs anywhere in n, as a
+// label or a reference.
+func mentions(n ast.Node, name string) bool {
+	found := false
+	ast.Walk(n, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok && id.Name == name {
+			found = true
+		}
+		if bl, ok := n.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+			if s, err := literal.Unquote(bl.Value); err == nil && s == name {
+				found = true
+			}
+		}
+		return !found
+	}, nil)
+	return found
+}
+
+// schemaSplittable reports whether the schema's services field stands on
+// its own: no other field mentions services, and nothing the services field
+// refers to, directly or through definitions and hidden fields, is a regular
+// top-level field (such as clusters). Then an entry unified with the
+// services field alone means what it means in the whole mesh. A schema
+// change that breaks this only makes loading slower, never different.
+var schemaSplittable = sync.OnceValue(func() bool {
+	f, err := parser.ParseFile(SchemaFile, CUE)
+	if err != nil {
+		return false
+	}
+	decls := map[string][]ast.Expr{}
+	var queue []ast.Expr
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			if _, isImport := d.(*ast.ImportDecl); !isImport && mentions(d, "services") {
+				return false
+			}
+			continue
+		}
+		name, _, err := ast.LabelName(fd.Label)
+		if err != nil {
+			// Pattern constraints on the top level: none may touch services.
+			if mentions(d, "services") {
+				return false
+			}
+			continue
+		}
+		decls[name] = append(decls[name], fd.Value)
+		switch {
+		case name == "services":
+			queue = append(queue, fd.Value)
+		case mentions(fd.Value, "services"):
+			return false
+		}
+	}
+	seen := map[string]bool{}
+	safe := true
+	var visit func(n ast.Node) bool
+	visit = func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.Field:
+			switch n.Label.(type) {
+			case *ast.Ident, *ast.BasicLit:
+			default:
+				ast.Walk(n.Label, visit, nil)
+			}
+			ast.Walk(n.Value, visit, nil)
+			return false
+		case *ast.SelectorExpr:
+			ast.Walk(n.X, visit, nil)
+			return false
+		case *ast.Ident:
+			if _, top := decls[n.Name]; !top || seen[n.Name] {
+				return false
+			}
+			seen[n.Name] = true
+			if !strings.HasPrefix(n.Name, "#") && !strings.HasPrefix(n.Name, "_") {
+				safe = false
+			}
+			queue = append(queue, decls[n.Name]...)
+		}
+		return safe
+	}
+	for len(queue) > 0 && safe {
+		x := queue[0]
+		queue = queue[1:]
+		ast.Walk(x, visit, nil)
+	}
+	return safe
+})
+
+// Loader loads meshes again and again, as a reconcile loop does, and
+// evaluates only the services whose source text changed since its last
+// load: a service entry that validated is remembered by the hash of its key
+// and text until a load no longer has it. The schema is the embedded one, so
+// the same text always gives the same service. A Loader is safe for
+// concurrent use. The meshes it returns share the remembered services' slices
+// and maps: treat them as read-only, as the generators do.
+type Loader struct {
+	memo memo
+}
+
+// Load is Load, with the Loader's memory of valid services.
+func (l *Loader) Load(path string) (*Mesh, error) {
+	srcs, err := ReadSources(path)
+	if err != nil {
+		return nil, err
+	}
+	return l.LoadSources(srcs...)
+}
+
+// LoadSources is LoadSources, with the Loader's memory of valid services.
+func (l *Loader) LoadSources(srcs ...Source) (*Mesh, error) {
+	return loadMesh(srcs, &l.memo)
+}
+
+// memo maps the hash of a service entry's text to its validated value.
+type memo struct {
+	mu       sync.Mutex
+	services map[[sha256.Size]byte]Service
+	// evaluated counts the entries the last load evaluated (for tests).
+	evaluated int
+}
+
+// evalServices validates each entry against the schema's services field and
+// decodes it, spread over the machine's cores. Entries in memo are not
+// evaluated again. The errors of all entries are returned together, in the
+// order of the entries.
+func evalServices(entries []*serviceEntry, srcs []Source, mm *memo) (map[string]Service, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	data := make(map[string][]byte, len(srcs))
+	for _, s := range srcs {
+		data[s.Name] = s.Data
+	}
+	var known map[[sha256.Size]byte]Service
+	if mm != nil {
+		mm.mu.Lock()
+		known = mm.services
+		mm.mu.Unlock()
+	}
+	out := make([]Service, len(entries))
+	errs := make([]error, len(entries))
+	todo := make([]int, 0, len(entries))
+	for i, e := range entries {
+		h := sha256.New()
+		h.Write([]byte(e.key))
+		for _, f := range e.fields {
+			start, end := f.Value.Pos(), f.Value.End()
+			h.Write([]byte{0})
+			if b := data[start.Filename()]; start.IsValid() && end.IsValid() && end.Offset() <= len(b) {
+				h.Write(b[start.Offset():end.Offset()])
+			}
+		}
+		h.Sum(e.hash[:0])
+		if known != nil {
+			if svc, ok := known[e.hash]; ok {
+				out[i] = svc
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
+
+	workers := min(runtime.GOMAXPROCS(0), (len(todo)+63)/64)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := cuecontext.New()
+			sf, err := parser.ParseFile(SchemaFile, CUE)
+			if err != nil {
+				panic(err) // parsed before: the schema is embedded
+			}
+			schema := ctx.BuildFile(sf).LookupPath(cue.MakePath(cue.Str("services")))
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(todo) {
+					return
+				}
+				i := todo[n]
+				out[i], errs[i] = evalService(ctx, schema, entries[i])
+			}
+		}()
+	}
+	wg.Wait()
+
+	services := make(map[string]Service, len(entries))
+	var all cueerrors.Error
+	for i, e := range entries {
+		if errs[i] != nil {
+			for _, ce := range cueerrors.Errors(errs[i]) {
+				all = cueerrors.Append(all, ce)
+			}
+			continue
+		}
+		services[e.key] = out[i]
+	}
+	if mm != nil {
+		valid := make(map[[sha256.Size]byte]Service, len(entries))
+		for i, e := range entries {
+			if errs[i] == nil {
+				valid[e.hash] = out[i]
+			}
+		}
+		mm.mu.Lock()
+		mm.services, mm.evaluated = valid, len(todo)
+		mm.mu.Unlock()
+	}
+	if all != nil {
+		return nil, all
+	}
+	return services, nil
+}
+
+// evalService unifies one entry with the schema's services field (its
+// pattern constraints: the key's form and #Service), validates it as the
+// whole mesh would be, and decodes it.
+func evalService(ctx *cue.Context, schema cue.Value, e *serviceEntry) (Service, error) {
+	elts := make([]ast.Decl, len(e.fields))
+	for i, f := range e.fields {
+		elts[i] = f
+	}
+	v := schema.Unify(ctx.BuildExpr(&ast.StructLit{Elts: elts}))
+	if err := v.Validate(cue.Concrete(true), cue.Final()); err != nil {
+		return Service{}, err
+	}
+	var svc Service
+	if err := v.LookupPath(cue.MakePath(cue.Str(e.key))).Decode(&svc); err != nil {
+		return Service{}, err
+	}
+	return svc, nil
 }

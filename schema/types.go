@@ -242,16 +242,17 @@ type NamespaceProxy struct {
 
 // Service is everything about one Service, keyed "namespace/name".
 type Service struct {
+	Model       string         `json:"model"`
 	Port        int32          `json:"port,omitempty"`
 	Routes      []Route        `json:"routes"`
 	RetryBudget *RetryBudget   `json:"retryBudget,omitempty"`
 	Split       map[string]int `json:"split"`
-	SplitMode   string         `json:"splitMode"`
 	Fault       *Fault         `json:"fault,omitempty"`
 	Export      string         `json:"export,omitempty"`
 }
 
-// Route is one ServiceProfile route.
+// Route is one route of a service: an HTTPRoute rule or a ServiceProfile
+// route, as its model says.
 type Route struct {
 	Name            string          `json:"name"`
 	Method          string          `json:"method,omitempty"`
@@ -318,6 +319,9 @@ type Link struct {
 type Patch struct {
 	Target PatchTarget `json:"target"`
 	Patch  string      `json:"patch"`
+	// Pos is where the patch is written ("file:line:col"), for errors
+	// found when it is applied; the loader fills it.
+	Pos string `json:"-"`
 }
 
 // PatchTarget selects the objects a patch applies to.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/plan"
-	"github.com/meshctl/meshctl/schema"
 )
 
 type applyFlags struct {
@@ -49,8 +48,17 @@ printed.
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
 and the rest); kubectl's -n/--namespace has no meaning here.
 
+When mesh.cue declares clusters, apply acts on every one of them (or on
+the one --cluster NAME picks), each through its clusters.<name>.context in
+the kubeconfig, targets of links before their sources; every line starts
+with [name]. A link's gateway address, probe settings and ServiceAccount
+token are read from its target at apply time, and never printed. Linked
+clusters must share a trust anchor: apply checks that before it writes
+anything, and refuses (exit 4) when they do not.
+
 Exit codes: 0 applied, 1 invalid mesh.cue (nothing applied), 2 bad usage,
-3 apply failed, 4 refused by a prune guard (nothing applied).`,
+3 apply failed, 4 refused by a prune guard or the trust check (nothing
+applied).`,
 		`  # Apply ./mesh.cue and wait for each stage to become ready
   meshctl apply --wait
 
@@ -83,9 +91,12 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 	if f.output == "json" {
 		o.Progress = stderr
 	}
-	m, err := schema.Load(path)
-	if err != nil {
-		return reportLoadError(stderr, err)
+	m, ok := loadMesh(path, stderr)
+	if !ok {
+		return exitInvalid
+	}
+	if len(m.Clusters) > 0 {
+		return runApplyClusters(m, f, stdout, stderr)
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -102,7 +113,7 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 	for _, n := range notes {
 		fmt.Fprintln(o.Progress, n)
 	}
-	for _, w := range append(plan.Warnings(ctx, m, c), plan.CertificateWarnings(ctx, m, c)...) {
+	for _, w := range append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c)...), plan.CertificateWarnings(ctx, m, c)...) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	res, err := c.Apply(ctx, set, o)

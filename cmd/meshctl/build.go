@@ -9,12 +9,12 @@ import (
 
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/generators"
-	"github.com/meshctl/meshctl/schema"
 )
 
 type buildFlags struct {
 	output   string
 	certsDir string
+	cluster  string
 }
 
 func newBuildCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -28,6 +28,12 @@ Certificates are not rendered unless you ask: 'meshctl apply' creates them
 once in the cluster and reuses them. With --certs-dir, build keeps them in
 DIR instead (generated on first use, reused after) and the output then holds
 private keys: treat it as a secret.
+
+When mesh.cue declares clusters, build renders each (or the one --cluster
+NAME picks) after a "# cluster: NAME" comment, with --certs-dir DIR/NAME
+for its certificates; what only a link's target cluster knows (its
+gateway address, its token) is a marked placeholder. JSON is an array of
+Lists with a cluster field.
 
 Exit codes: 0 rendered, 1 invalid mesh.cue (nothing printed), 2 bad usage,
 3 error.`,
@@ -43,14 +49,22 @@ Exit codes: 0 rendered, 1 invalid mesh.cue (nothing printed), 2 bad usage,
 	addOutputFlag(cmd, &f.output, []string{"yaml", "json"}, "output format: yaml or json")
 	cmd.Flags().StringVar(&f.certsDir, "certs-dir", "", "keep generated certificates in DIR and render them (output then holds private keys)")
 	_ = cmd.MarkFlagDirname("certs-dir")
+	addMeshClusterFlag(cmd, &f.cluster)
 	cmd.RunE = runE(func(path string) int { return runBuild(path, f, stdout, stderr) })
 	return cmd
 }
 
 func runBuild(path string, f buildFlags, stdout, stderr io.Writer) int {
-	m, err := schema.Load(path)
-	if err != nil {
-		return reportLoadError(stderr, err)
+	m, ok := loadMesh(path, stderr)
+	if !ok {
+		return exitInvalid
+	}
+	if len(m.Clusters) > 0 {
+		return runBuildClusters(m, f, stdout, stderr)
+	}
+	if f.cluster != "" {
+		fmt.Fprintln(stderr, "meshctl build: --cluster picks one of mesh.cue's clusters, and it declares none")
+		return exitUsage
 	}
 	var in generators.Inputs
 	if f.certsDir != "" {

@@ -47,6 +47,8 @@ func writeMesh(t *testing.T, dir, src string) string {
 }
 
 const booksMesh = `namespaces: booksapp: {inject: "enabled", create: true}
+services: "booksapp/books": model: "serviceprofile"
+services: "booksapp/authors": model: "serviceprofile"
 services: "booksapp/books": routes: [{name: "GET /books", method: "GET", pathRegex: "/books"}]
 services: "booksapp/authors": routes: [{name: "GET /authors", method: "GET", pathRegex: "/authors"}]
 `
@@ -141,7 +143,7 @@ func TestApplyAndDiffCommands(t *testing.T) {
 	// refusal must come before any of it is written.
 	refused := filepath.Join(dir, "refused.cue")
 	refusedSrc := strings.Replace(readFile(t, smaller), `pathRegex: "/books", timeout: "250ms"}`, `pathRegex: "/books", timeout: "500ms"}`, 1) +
-		`services: "booksapp/webapp": routes: [{name: "GET /", method: "GET", pathRegex: "/"}]` + "\n"
+		`services: "booksapp/webapp": {model: "serviceprofile", routes: [{name: "GET /", method: "GET", pathRegex: "/"}]}` + "\n"
 	if err := os.WriteFile(refused, []byte(refusedSrc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -340,8 +342,8 @@ func readFile(t *testing.T, path string) string {
 func TestOfflineDiff(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.cue")
-	os.WriteFile(base, []byte("controlPlane: ha: true\nservices: \"shop/cart\": split: {cart: 90, \"cart-v2\": 10}\n"), 0o644)
-	path := writeMesh(t, dir, "services: \"shop/cart\": split: {cart: 50, \"cart-v2\": 50}\n")
+	os.WriteFile(base, []byte("controlPlane: ha: true\nservices: \"shop/cart\": {port: 80, split: {cart: 90, \"cart-v2\": 10}}\n"), 0o644)
+	path := writeMesh(t, dir, "services: \"shop/cart\": {port: 80, split: {cart: 50, \"cart-v2\": 50}}\n")
 	code, out, errOut := runCLI("diff", "--offline", "--base", base, path)
 	if code != diffChanged {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
@@ -349,7 +351,7 @@ func TestOfflineDiff(t *testing.T) {
 	for _, want := range []string{
 		"# HA off: linkerd-destination replicas 3→1",
 		"PDBs removed",
-		"shop/cart canary weight cart 90→50, cart-v2 10→50",
+		"# shop/cart canary cart-v2 10% → 50%",
 		"--- live/Deployment/linkerd/linkerd-identity",
 		"-  replicas: 3",
 		"+  replicas: 1",

@@ -47,7 +47,10 @@ linkerd-destination replicas 3→1, 3 PDBs removed"). Certificate-bearing
 objects are left out of offline renders.
 
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
-and the rest); kubectl's -n/--namespace has no meaning here.
+and the rest); kubectl's -n/--namespace has no meaning here. When mesh.cue
+declares clusters, diff compares every one (or the one --cluster NAME
+picks) through its context; text lines start with [name], markdown has a
+heading per cluster, and JSON is an array with a cluster field.
 
 Exit codes: 0 no differences, 1 differences, 2 bad usage, 3 error (an
 invalid mesh.cue included, so that 1 always means differences).`,
@@ -84,12 +87,15 @@ func runDiff(path string, f *diffFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meshctl diff: --offline needs --base OLD.cue or --base-rev GITREV")
 		return exitUsage
 	}
-	m, err := schema.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	m, ok := loadMesh(path, stderr)
+	if !ok {
 		return diffError
 	}
+	if len(m.Clusters) > 0 {
+		return runDiffClusters(m, path, f, stdout, stderr)
+	}
 	var res *apply.DiffResult
+	var err error
 	if f.base != "" || f.baseRev != "" {
 		res, err = offlineDiff(m, path, f.base, f.baseRev)
 	} else {
@@ -140,7 +146,7 @@ func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer)
 	} else if restarts {
 		res.Meanings = append(res.Meanings, note)
 	}
-	res.Warnings = append(plan.Warnings(ctx, m, c), plan.CertificateWarnings(ctx, m, c)...)
+	res.Warnings = append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c)...), plan.CertificateWarnings(ctx, m, c)...)
 	return res, nil
 }
 

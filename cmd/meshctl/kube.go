@@ -31,6 +31,9 @@ type clusterFlags struct {
 	// namespace holds meshctl's inventory and certificates. It is not
 	// kubectl's -n/--namespace, which names the kubeconfig's namespace.
 	namespace string
+	// meshCluster is --cluster: one of mesh.cue's clusters (clusters.go),
+	// or, for a mesh without clusters, kubectl's kubeconfig cluster.
+	meshCluster string
 }
 
 // addClusterFlags registers kubectl's client flags, less --namespace
@@ -41,10 +44,13 @@ func addClusterFlags(cmd *cobra.Command, f *clusterFlags) {
 	f.config = genericclioptions.NewConfigFlags(false)
 	f.config.Namespace = nil
 	f.config.CacheDir = nil
+	// --cluster is meshctl's own (clusters.go); connect passes it on.
+	f.config.ClusterName = nil
 	client := pflag.NewFlagSet("client", pflag.ContinueOnError)
 	f.config.AddFlags(client)
 	client.Lookup("request-timeout").Value = requestTimeout{f.config.Timeout}
 	cmd.Flags().StringVar(&f.namespace, "meshctl-namespace", apply.DefaultNamespace, "namespace that holds meshctl's inventory and certificates (not kubectl's -n)")
+	addMeshClusterFlag(cmd, &f.meshCluster)
 	cmd.Flags().AddFlagSet(client)
 	for _, name := range []string{"kubeconfig", "certificate-authority", "client-certificate", "client-key"} {
 		_ = cmd.MarkFlagFilename(name)
@@ -66,6 +72,9 @@ func addClusterFlags(cmd *cobra.Command, f *clusterFlags) {
 // $KUBECONFIG, then ~/.kube/config, then in-cluster) and connects. Server
 // warnings go to stderr as kubectl prints them.
 func (f *clusterFlags) connect(stderr io.Writer) (*apply.Client, error) {
+	if f.meshCluster != "" {
+		f.config.ClusterName = &f.meshCluster
+	}
 	cfg, err := f.config.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)

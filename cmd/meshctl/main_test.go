@@ -31,6 +31,13 @@ func TestExitCodes(t *testing.T) {
 		{"vet invalid", []string{"vet", "../../testdata/invalid/split-sum.cue"}, exitInvalid, "split-sum.cue:1:24: services.\"shop/cart\".split: traffic split weights must sum to 100, got 95"},
 		{"vet missing file", []string{"vet", "nope.cue"}, exitInvalid, "no such file"},
 		{"build invalid renders nothing", []string{"build", "../../testdata/invalid/typo-top.cue"}, exitInvalid, "unknown top-level field"},
+		{"build with patches", []string{"build", "../../testdata/golden/patches.cue"}, exitOK, ""},
+		{"build a patch that matches nothing", []string{"build", "../../testdata/patch-no-match.cue"}, exitInvalid,
+			"../../testdata/patch-no-match.cue:5:9: patches[0] (Deployment linkerd/linkerd-destinaton): matches no rendered object (meshctl build lists them)\n"},
+		{"vet a patch that matches nothing", []string{"vet", "../../testdata/patch-no-match.cue"}, exitInvalid, "patch-no-match.cue:5:9: patches[0]"},
+		// Nothing is written: the mesh is refused before a cluster is dialled.
+		{"apply a patch that matches nothing", []string{"apply", "--kubeconfig=nope", "../../testdata/patch-no-match.cue"}, exitInvalid, "patches[0]"},
+		{"diff a patch that matches nothing", []string{"diff", "--kubeconfig=nope", "../../testdata/patch-no-match.cue"}, diffError, "patches[0]"},
 		{"bad flag", []string{"build", "--nope"}, exitUsage, "unknown flag"},
 		{"bad output", []string{"build", "-o", "xml", "../../examples/ha.cue"}, exitUsage, "yaml or json"},
 		{"two paths", []string{"vet", "a.cue", "b.cue"}, exitUsage, "at most one PATH"},

@@ -10,7 +10,6 @@ import (
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/plan"
-	"github.com/meshctl/meshctl/schema"
 )
 
 func newRotateCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -108,9 +107,9 @@ issuance lifetime not passed; nothing written).`,
 
 func runRotateAnchor(path string, f *rotateAnchorFlags, stdout, stderr io.Writer) int {
 	const name = "meshctl rotate trust-anchor"
-	m, err := schema.Load(path)
-	if err != nil {
-		return reportLoadError(stderr, err)
+	m, ok := loadMesh(path, stderr)
+	if !ok {
+		return exitInvalid
 	}
 	ctx, cancel := signalContext()
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -26,9 +27,13 @@ func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
 `)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when the mesh is valid")
 	cmd.RunE = runE(func(path string) int {
-		m, err := schema.Load(path)
-		if err != nil {
-			return reportLoadError(stderr, err)
+		m, ok := loadMesh(path, stderr)
+		if !ok {
+			return exitInvalid
+		}
+		// Links apply would refuse: said even with -q.
+		for _, p := range generators.LinkTrustProblems(m) {
+			fmt.Fprintf(stderr, "%s: warning: %s\n", path, p)
 		}
 		if !quiet {
 			fmt.Fprintf(stdout, "%s: valid\n", path)
@@ -39,6 +44,22 @@ func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
 		return exitOK
 	})
 	return cmd
+}
+
+// loadMesh loads and validates the mesh at path and checks that it renders
+// (plan.Check: patches apply), so that no command writes or prints anything
+// on the strength of a mesh that cannot render. It prints the problem, one
+// line each, and reports whether the mesh is good.
+func loadMesh(path string, stderr io.Writer) (*schema.Mesh, bool) {
+	m, err := schema.Load(path)
+	if err == nil {
+		err = plan.Check(m)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	return m, true
 }
 
 // reportLoadError prints a load failure; any failure to read or validate the

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/internal/testcluster"
+	meshschema "github.com/meshctl/meshctl/schema"
+)
+
+func TestPrefixWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := prefixed(&b, "east")
+	for _, s := range []string{"one\ntw", "o\n", "", "\nthree"} {
+		if _, err := io.WriteString(w, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "[east] one\n[east] two\n[east] \n[east] three"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// twoClusters starts west and east, and writes one kubeconfig with a
+// context for each.
+func twoClusters(t *testing.T) (west, east *testcluster.Cluster, kubeconfig string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cs [2]*testcluster.Cluster
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range cs {
+		g.Go(func() (err error) {
+			cs[i], err = testcluster.Start(gctx, testcluster.Options{Full: true, Nodes: 1})
+			return err
+		})
+	}
+	err := g.Wait()
+	for _, c := range cs {
+		if c != nil {
+			t.Cleanup(c.Stop)
+		}
+	}
+	if err != nil {
+		t.Fatalf("this test needs two real clusters: %v", err)
+	}
+	merged := clientcmdapi.NewConfig()
+	for i, name := range []string{"west", "east"} {
+		cfg, err := clientcmd.LoadFromFile(cs[i].Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kctx := cfg.Contexts[cfg.CurrentContext]
+		merged.Clusters[name] = cfg.Clusters[kctx.Cluster]
+		merged.AuthInfos[name] = cfg.AuthInfos[kctx.AuthInfo]
+		merged.Contexts["ctx-"+name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	}
+	merged.CurrentContext = "ctx-west"
+	kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*merged, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	return cs[0], cs[1], kubeconfig
+}
+
+const twoClusterMesh = `clusters: {
+	west: context: "ctx-west"
+	east: context: "ctx-east"
+}
+namespaces: booksapp: inject: "enabled"
+services: "booksapp/books": export: "gateway"
+`
+
+var (
+	gvrLink = schema.GroupVersionResource{Group: "multicluster.linkerd.io", Version: "v1alpha3", Resource: "links"}
+	gvrNS   = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+)
+
+// TestMulticlusterOnTwoClusters applies one mesh.cue to two real API
+// servers through two contexts of one kubeconfig: trust is checked before
+// anything is written, the Link and its credentials land in the source
+// only, with what the target said, the export labels the target's own
+// Service, and removing the link prunes exactly its objects.
+func TestMulticlusterOnTwoClusters(t *testing.T) {
+	west, east, kubeconfig := twoClusters(t)
+	ctx := context.Background()
+	kc := "--kubeconfig=" + kubeconfig
+	dir := t.TempDir()
+
+	// Each cluster generating its own anchor: refused before any write.
+	generated := writeMesh(t, dir, twoClusterMesh+"links: [{from: \"west\", to: \"east\"}]\n")
+	code, out, errOut := runCLI("apply", kc, generated)
+	if code != exitRefused || !strings.Contains(errOut, "do not share a trust anchor") || !strings.Contains(errOut, `source "pem"`) {
+		t.Fatalf("apply with generated anchors: exit %d, want %d\n%s%s", code, exitRefused, out, errOut)
+	}
+	for _, c := range []*testcluster.Cluster{west, east} {
+		for _, ns := range []string{"meshctl", "linkerd", "linkerd-multicluster"} {
+			if _, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("the refused apply wrote namespace %s in %s (%v)", ns, c.Kubeconfig, err)
+			}
+		}
+	}
+
+	// One shared anchor, from mesh.cue.
+	b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := fmt.Sprintf("controlPlane: identity: {trustAnchor: {source: \"pem\", pem: %q}, issuer: source: \"secret\"}\n", b.TrustAnchorsPEM)
+	if err := os.Mkdir(filepath.Join(dir, "unlinked"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlinked := writeMesh(t, filepath.Join(dir, "unlinked"), twoClusterMesh+shared)
+	linked := writeMesh(t, dir, twoClusterMesh+shared+"links: [{from: \"west\", to: \"east\"}]\n")
+
+	// The app team's Service, in east.
+	if _, err := east.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "booksapp"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	books := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: "booksapp", Labels: map[string]string{"app": "books"}},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "books"}, Ports: []corev1.ServicePort{{Name: "http", Port: 7002}}},
+	}
+	if _, err := east.Client.CoreV1().Services("booksapp").Create(ctx, books, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// west alone, before east is set up: one line that says what to do.
+	code, out, errOut = runCLI("apply", kc, "--cluster", "west", linked)
+	if code != exitError || !strings.Contains(errOut, "[west] meshctl apply: ") || !strings.Contains(errOut, "apply east first") || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("apply --cluster west before east: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = runCLI("apply", kc, "--cluster", "east", linked); code != exitOK {
+		t.Fatalf("apply --cluster east: exit %d\n%s%s", code, out, errOut)
+	}
+	checkPrefixed(t, out, "east")
+	// The cloud's part: the gateway's load balancer gets an address.
+	gw, err := east.Client.CoreV1().Services("linkerd-multicluster").Get(ctx, "linkerd-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}, {Hostname: "gw.east.example"}}
+	if _, err := east.Client.CoreV1().Services("linkerd-multicluster").UpdateStatus(ctx, gw, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut = runCLI("apply", kc, linked)
+	if code != exitOK {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	checkPrefixed(t, out, "east", "west")
+	token := tokenOf(t, east)
+	if strings.Contains(out+errOut, token) {
+		t.Fatal("apply printed the link's token")
+	}
+
+	// The Link and its credentials: in west only, with east's answers.
+	link, err := dynamic.NewForConfigOrDie(west.Config).Resource(gvrLink).Namespace("linkerd-multicluster").Get(ctx, "east", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("west has no Link east: %v", err)
+	}
+	spec := link.Object["spec"].(map[string]any)
+	if spec["gatewayAddress"] != "203.0.113.7,gw.east.example" || spec["gatewayPort"] != "4143" {
+		t.Errorf("Link east: gatewayAddress %v, gatewayPort %v", spec["gatewayAddress"], spec["gatewayPort"])
+	}
+	if strings.Contains(fmt.Sprint(link.Object), token) {
+		t.Error("the Link holds the token")
+	}
+	eastServer := east.Config.Host
+	for _, key := range []types.NamespacedName{{Namespace: "linkerd-multicluster", Name: "cluster-credentials-east"}, {Namespace: "linkerd", Name: "cluster-credentials-east"}} {
+		s, err := west.Client.CoreV1().Secrets(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("west has no Secret %s: %v", key, err)
+		}
+		kcfg := string(s.Data["kubeconfig"])
+		if !strings.Contains(kcfg, token) || !strings.Contains(kcfg, eastServer) {
+			t.Errorf("Secret %s does not reach east with its token:\n%s", key, kcfg)
+		}
+		if _, err := east.Client.CoreV1().Secrets(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("east holds Secret %s too (%v)", key, err)
+		}
+	}
+	if _, err := dynamic.NewForConfigOrDie(east.Config).Resource(gvrLink).Namespace("linkerd-multicluster").Get(ctx, "east", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("east holds a Link (%v)", err)
+	}
+
+	// The export: east's own Service carries the label, and keeps the rest.
+	svc, err := east.Client.CoreV1().Services("booksapp").Get(ctx, "books", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Labels["mirror.linkerd.io/exported"] != "true" || svc.Labels["app"] != "books" || len(svc.Spec.Ports) != 1 || svc.Labels["app.kubernetes.io/managed-by"] != "" {
+		t.Errorf("east's books Service: labels %v, ports %v", svc.Labels, svc.Spec.Ports)
+	}
+
+	// Again: nothing written; diff sees no drift in the credentials.
+	code, out, errOut = runCLI("apply", kc, linked)
+	if code != exitOK || strings.Count(out, " 0 created, 0 configured,") != 2 {
+		t.Fatalf("second apply: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI("diff", kc, linked)
+	if code != diffSame || strings.Contains(out+errOut, token) {
+		t.Fatalf("diff after apply: exit %d\n%s%s", code, out, errOut)
+	}
+	checkPrefixed(t, out, "east", "west")
+
+	// Removing the link prunes exactly what it rendered in west, and
+	// releases the export's label in east.
+	want := linkObjects(t, linked, unlinked, "west")
+	code, out, errOut = runCLI("apply", kc, unlinked)
+	if code != exitOK {
+		t.Fatalf("apply without the link: exit %d\n%s%s", code, out, errOut)
+	}
+	if d := cmp.Diff(want, linesWith(out, "[west] ", " deleted")); d != "" {
+		t.Errorf("west pruned (-want +got):\n%s\n%s", d, out)
+	}
+	if got := linesWith(out, "[east] ", " deleted"); len(got) != 0 {
+		t.Errorf("east pruned %v", got)
+	}
+	if !strings.Contains(out, "[east] Service/booksapp/books configured (not meshctl's") {
+		t.Errorf("east's export was not released:\n%s", out)
+	}
+	svc, err = east.Client.CoreV1().Services("booksapp").Get(ctx, "books", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the exported Service is gone: %v", err)
+	}
+	if _, ok := svc.Labels["mirror.linkerd.io/exported"]; ok || svc.Labels["app"] != "books" || len(svc.Spec.Ports) != 1 {
+		t.Errorf("east's books Service after the export went: labels %v, ports %v", svc.Labels, svc.Spec.Ports)
+	}
+}
+
+// TestExportNeverCreatesTheService: an export of a Service that does not
+// exist fails apply in one line, and writes nothing in that cluster.
+func TestExportNeverCreatesTheService(t *testing.T) {
+	// One cluster is enough: a link target with no links of its own.
+	c := testcluster.StartForTest(t, testcluster.Options{Full: true, Nodes: 1})
+	ctx := context.Background()
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := "--kubeconfig=" + c.Kubeconfig
+	b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mesh := writeMesh(t, t.TempDir(), fmt.Sprintf(`clusters: {
+	west: context: "nowhere"
+	east: context: %q
+}
+controlPlane: identity: {trustAnchor: {source: "pem", pem: %q}, issuer: source: "secret"}
+links: [{from: "west", to: "east"}]
+services: "booksapp/books": export: "gateway"
+`, cfg.CurrentContext, b.TrustAnchorsPEM))
+	code, out, errOut := runCLI("apply", kc, "--cluster", "east", mesh)
+	if code != exitError || !strings.Contains(errOut, "[east] meshctl apply: Service/booksapp/books does not exist") {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := c.Client.CoreV1().Services("booksapp").Get(ctx, "books", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("apply created the exported Service (%v)", err)
+	}
+	for _, ns := range []string{"meshctl", "linkerd"} {
+		if _, err := dynamic.NewForConfigOrDie(c.Config).Resource(gvrNS).Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the failed apply wrote namespace %s (%v)", ns, err)
+		}
+	}
+	// diff says so as a warning, and shows the rest.
+	code, out, errOut = runCLI("diff", kc, "--cluster", "east", mesh)
+	if code != diffChanged || !strings.Contains(out, "[east] # warning: Service/booksapp/books does not exist") {
+		t.Fatalf("diff: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func tokenOf(t *testing.T, c *testcluster.Cluster) string {
+	t.Helper()
+	s, err := c.Client.CoreV1().Secrets("linkerd-multicluster").Get(context.Background(), "linkerd-service-mirror-remote-access-default-token", metav1.GetOptions{})
+	if err != nil || len(s.Data["token"]) == 0 {
+		t.Fatalf("east's token Secret: %v", err)
+	}
+	return string(s.Data["token"])
+}
+
+// checkPrefixed: every line says which cluster it is about, and each of
+// clusters has lines.
+func checkPrefixed(t *testing.T, out string, clusters ...string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		ok := false
+		for _, c := range clusters {
+			if strings.HasPrefix(l, "["+c+"] ") {
+				ok, seen[c] = true, true
+			}
+		}
+		if !ok {
+			t.Errorf("line names no cluster: %q", l)
+		}
+	}
+	for _, c := range clusters {
+		if !seen[c] {
+			t.Errorf("no line about %s:\n%s", c, out)
+		}
+	}
+}
+
+// linesWith returns the IDs of the lines that start with prefix and end
+// with suffix, sorted.
+func linesWith(out, prefix, suffix string) []string {
+	var ids []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, prefix) && strings.HasSuffix(l, suffix) {
+			ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(l, prefix), suffix))
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// linkObjects returns the IDs that cluster's render of with holds and
+// without's does not: the link's objects.
+func linkObjects(t *testing.T, with, without, cluster string) []string {
+	t.Helper()
+	ids := func(path string) map[string]bool {
+		m, err := meshschema.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := generators.Render(m, generators.Inputs{Cluster: cluster})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, o := range objs {
+			out[o.ID()] = true
+		}
+		return out
+	}
+	have, lose := ids(with), ids(without)
+	var out []string
+	for id := range have {
+		if !lose[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	if len(out) < 3 {
+		t.Fatalf("the link renders only %v", out)
+	}
+	return out
+}
