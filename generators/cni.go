@@ -45,7 +45,7 @@ func cniPlugin(m *schema.Mesh, _ Inputs) []Object {
 		toObject(StageCNI, gvkCRB, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: objectMeta(name, "", labels(), nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: cniNamespace}},
+			Subjects:   saSubject(name, cniNamespace),
 		}),
 		toObject(StageCNI, gvkConfigMap, &corev1.ConfigMap{
 			ObjectMeta: objectMeta("linkerd-cni-config", cniNamespace, labels(), nil),

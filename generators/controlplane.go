@@ -151,14 +151,7 @@ func pdb(m *schema.Mesh, name, component string) []Object {
 	if !m.ControlPlane.PodDisruptionBudget {
 		return nil
 	}
-	mu := intstr.FromInt32(1)
-	return []Object{toObject(StageControlPlane, gvkPDB, &policyv1.PodDisruptionBudget{
-		ObjectMeta: objectMeta(name, linkerdNamespace, cpLabels(component), map[string]string{annotationCreated: createdBy(m)}),
-		Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: &mu,
-			Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{labelCPComponent: component}},
-		},
-	})}
+	return []Object{maxOneUnavailable(m, StageControlPlane, name, linkerdNamespace, cpLabels(component), map[string]string{labelCPComponent: component})}
 }
 
 // controllerContainer is a Linkerd controller container with the shared
@@ -212,7 +205,7 @@ func clusterRoleBound(role, binding, component, sa string, rules []rbacv1.Policy
 		toObject(StageControlPlane, gvkCRB, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: objectMeta(binding, "", cpLabels(component), nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: linkerdNamespace}},
+			Subjects:   saSubject(sa, linkerdNamespace),
 		}),
 	}
 }
@@ -224,7 +217,7 @@ func roleBound(role, binding, component, sa string, rules []rbacv1.PolicyRule) [
 		toObject(StageControlPlane, gvkRoleBinding, &rbacv1.RoleBinding{
 			ObjectMeta: objectMeta(binding, linkerdNamespace, cpLabels(component), nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: linkerdNamespace}},
+			Subjects:   saSubject(sa, linkerdNamespace),
 		}),
 	}
 }

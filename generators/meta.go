@@ -3,7 +3,11 @@ package generators
 import (
 	"maps"
 
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/meshctl/meshctl/schema"
 )
@@ -55,4 +59,42 @@ func anyMap(in map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// saSubject is ServiceAccount sa of namespace ns, as a binding names it.
+func saSubject(sa, ns string) []rbacv1.Subject {
+	return []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}
+}
+
+// maxOneUnavailable is the PodDisruptionBudget every Linkerd component
+// with one has: name in ns, one pod of selector down at a time.
+func maxOneUnavailable(m *schema.Mesh, stage Stage, name, ns string, labels, selector map[string]string) Object {
+	one := intstr.FromInt32(1)
+	return toObject(stage, gvkPDB, &policyv1.PodDisruptionBudget{
+		ObjectMeta: objectMeta(name, ns, labels, map[string]string{annotationCreated: createdBy(m)}),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: &one,
+			Selector:       &metav1.LabelSelector{MatchLabels: selector},
+		},
+	})
+}
+
+// customResource is a custom resource (or any object meshctl writes as
+// plain data) with a spec; empty namespace, labels and annotations stay
+// absent.
+func customResource(stage Stage, apiVersion, kind, name, ns string, labels, annotations map[string]string, spec map[string]any) Object {
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetName(name)
+	if ns != "" {
+		u.SetNamespace(ns)
+	}
+	if labels != nil {
+		u.SetLabels(labels)
+	}
+	if annotations != nil {
+		u.SetAnnotations(annotations)
+	}
+	return Object{Stage: stage, Object: u}
 }

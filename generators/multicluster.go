@@ -6,7 +6,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -219,7 +218,7 @@ func mcRemoteAccessSet(m *schema.Mesh) []Object {
 		toObject(StageExtensions, gvkCRB, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: objectMeta(mcRemoteAccess, "", labels, ann),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: mcRemoteAccess},
-			Subjects:   mcSubject(mcRemoteAccess),
+			Subjects:   saSubject(mcRemoteAccess, mcNamespace),
 		}),
 	}
 }
@@ -269,7 +268,7 @@ func mcLocalServiceMirror(m *schema.Mesh, c schema.Cluster) []Object {
 		toObject(StageExtensions, gvkCRB, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: objectMeta(mcLocalMirrorRole, "", labels, nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: mcLocalMirrorRole},
-			Subjects:   mcSubject(mcLocalMirror),
+			Subjects:   saSubject(mcLocalMirror, mcNamespace),
 		}),
 		toObject(StageExtensions, gvkSA, &corev1.ServiceAccount{ObjectMeta: objectMeta(mcLocalMirror, mcNamespace, labels, nil)}),
 		dep,
@@ -377,14 +376,7 @@ func mcPDB(m *schema.Mesh, ha bool, name string, labels, sel map[string]string) 
 	if !ha {
 		return nil
 	}
-	one := intstr.FromInt32(1)
-	return []Object{toObject(StageExtensions, gvkPDB, &policyv1.PodDisruptionBudget{
-		ObjectMeta: objectMeta(name, mcNamespace, labels, map[string]string{annotationCreated: createdBy(m)}),
-		Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: &one,
-			Selector:       &metav1.LabelSelector{MatchLabels: sel},
-		},
-	})}
+	return []Object{maxOneUnavailable(m, StageExtensions, name, mcNamespace, labels, sel)}
 }
 
 // mcClusterRole renders a ClusterRole of component c.
@@ -395,14 +387,7 @@ func mcClusterRole(name, c string, rules ...rbacv1.PolicyRule) Object {
 	})
 }
 
-// mcSubject is the extension's ServiceAccount sa.
-func mcSubject(sa string) []rbacv1.Subject {
-	return []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: mcNamespace}}
-}
-
 // mcResource renders a custom resource of the extension in its namespace.
 func mcResource(apiVersion, kind, name string, labels, annotations map[string]string, spec map[string]any) Object {
-	o := vizResource(apiVersion, kind, name, mcNamespace, labels, annotations, spec)
-	o.Stage = StageExtensions
-	return o
+	return customResource(StageExtensions, apiVersion, kind, name, mcNamespace, labels, annotations, spec)
 }

@@ -52,7 +52,7 @@ func mcLinkController(m *schema.Mesh, from schema.Cluster, l schema.Link) []Obje
 		toObject(StageExtensions, gvkCRB, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: objectMeta(mcControllerRole+"-"+l.To, "", labels, nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: mcControllerRole},
-			Subjects:   mcSubject(name),
+			Subjects:   saSubject(name, mcNamespace),
 		}),
 		toObject(StageExtensions, gvkRole, &rbacv1.Role{
 			ObjectMeta: objectMeta("controller-read-remote-creds-"+l.To, mcNamespace, labels, nil),
@@ -66,7 +66,7 @@ func mcLinkController(m *schema.Mesh, from schema.Cluster, l schema.Link) []Obje
 		toObject(StageExtensions, gvkRoleBinding, &rbacv1.RoleBinding{
 			ObjectMeta: objectMeta("controller-read-remote-creds-"+l.To, mcNamespace, labels, nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "controller-read-remote-creds-" + l.To},
-			Subjects:   mcSubject(name),
+			Subjects:   saSubject(name, mcNamespace),
 		}),
 	}
 	if l.Gateway {

@@ -3,7 +3,6 @@ package generators
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -181,17 +180,12 @@ func vizClusterRole(name string, labels map[string]string, rules ...rbacv1.Polic
 	return toObject(StageExtensions, gvkClusterRole, &rbacv1.ClusterRole{ObjectMeta: objectMeta(name, "", labels, nil), Rules: rules})
 }
 
-// vizSubject is viz's ServiceAccount sa.
-func vizSubject(sa string) []rbacv1.Subject {
-	return []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: vizNamespace}}
-}
-
 // vizClusterRoleBinding binds ClusterRole role to viz's ServiceAccount sa.
 func vizClusterRoleBinding(name, role, sa string, labels map[string]string) Object {
 	return toObject(StageExtensions, gvkCRB, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: objectMeta(name, "", labels, nil),
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-		Subjects:   vizSubject(sa),
+		Subjects:   saSubject(sa, vizNamespace),
 	})
 }
 
@@ -200,7 +194,7 @@ func vizRoleBinding(name, ns, role, sa string, labels map[string]string) Object 
 	return toObject(StageExtensions, gvkRoleBinding, &rbacv1.RoleBinding{
 		ObjectMeta: objectMeta(name, ns, labels, nil),
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role},
-		Subjects:   vizSubject(sa),
+		Subjects:   saSubject(sa, vizNamespace),
 	})
 }
 
@@ -236,31 +230,11 @@ func vizPDB(m *schema.Mesh, c string, labels map[string]string) []Object {
 	if !m.Viz.HA {
 		return nil
 	}
-	one := intstr.FromInt32(1)
-	return []Object{toObject(StageExtensions, gvkPDB, &policyv1.PodDisruptionBudget{
-		ObjectMeta: objectMeta(c, vizNamespace, labels, map[string]string{annotationCreated: createdBy(m)}),
-		Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: &one,
-			Selector:       &metav1.LabelSelector{MatchLabels: vizLabels(c)},
-		},
-	})}
+	return []Object{maxOneUnavailable(m, StageExtensions, c, vizNamespace, labels, vizLabels(c))}
 }
 
 // vizResource renders a custom resource (or an aggregated API object) in
 // the extensions stage.
 func vizResource(apiVersion, kind, name, ns string, labels, annotations map[string]string, spec map[string]any) Object {
-	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if ns != "" {
-		u.SetNamespace(ns)
-	}
-	if labels != nil {
-		u.SetLabels(labels)
-	}
-	if annotations != nil {
-		u.SetAnnotations(annotations)
-	}
-	return Object{Stage: StageExtensions, Object: u}
+	return customResource(StageExtensions, apiVersion, kind, name, ns, labels, annotations, spec)
 }

@@ -77,7 +77,7 @@ func bundledPrometheus(m *schema.Mesh) []Object {
 		toObject(StageExtensions, gvkCRB, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: objectMeta(role, "", labels, nil),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: promName, Namespace: vizNamespace}},
+			Subjects:   saSubject(promName, vizNamespace),
 		}),
 		toObject(StageExtensions, gvkSA, &corev1.ServiceAccount{ObjectMeta: objectMeta(promName, vizNamespace, nsLabels, nil)}),
 		toObject(StageExtensions, gvkConfigMap, &corev1.ConfigMap{
