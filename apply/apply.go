@@ -14,6 +14,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	"github.com/fluxcd/pkg/ssa/utils"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,6 +48,14 @@ type Options struct {
 	// ReportEvery is how often a long wait says what it is still waiting
 	// for; zero means every 10 seconds.
 	ReportEvery time.Duration
+	// Live holds the live objects; nil makes Apply list them, one LIST
+	// per kind. Objects in sync with their live copy are neither
+	// dry-run nor written.
+	Live LiveObjects
+
+	// absent are objects Live knows do not exist: they are created with
+	// one request, without ssa's read and dry-run.
+	absent map[object.ObjMetadata]bool
 }
 
 // Limit is a count ("10") or a percentage of the inventory ("50%"). The
@@ -108,30 +117,29 @@ var ErrPruneRefused = errors.New("prune refused")
 // after the last stage, so a run killed halfway is finished by the next.
 func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error) {
 	start := time.Now()
-	if o.Progress == nil {
-		o.Progress = io.Discard
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 5 * time.Minute
-	}
-	if o.ReportEvery == 0 {
-		o.ReportEvery = waitReportEvery
-	}
+	o = o.withDefaults()
 	res := &Result{DryRun: o.DryRun, Summary: map[Action]int{}}
+	dryRuns := c.dryRuns.Load()
+	defer func() { res.DryRuns = int(c.dryRuns.Load() - dryRuns) }()
 	prev, err := c.ReadInventory(ctx)
 	if err != nil {
 		return nil, err
 	}
 	next := refsOf(set)
-	digest, err := Digest(set)
-	if err != nil {
-		return nil, err
+	digest := set.Digest
+	if digest == "" {
+		if digest, err = Digest(set); err != nil {
+			return nil, err
+		}
 	}
 	candidates := pruneCandidates(prev, next)
 	if o.Prune {
 		if err := checkPrune(prev, next, candidates, o); err != nil {
 			return nil, err
 		}
+	}
+	if o.Live, err = c.liveFor(ctx, o.Live, setObjects(set)); err != nil {
+		return nil, err
 	}
 	if !o.DryRun && needPending(prev, next) {
 		pending := &Inventory{Version: set.Version, Objects: prev.all(), Pending: next}
@@ -177,6 +185,19 @@ func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error)
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.ReportEvery == 0 {
+		o.ReportEvery = waitReportEvery
+	}
+	return o
 }
 
 // needPending reports whether the run may create objects the inventory
@@ -257,35 +278,96 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 	}
 	began := time.Now()
 	fmt.Fprintf(o.Progress, "stage %s: applying %d objects\n", st.Name, len(st.Objects))
-	objs, err := c.prepare(ctx, st.Objects)
-	if err != nil {
-		return err
-	}
-	entries := make([]Entry, len(objs))
-	if o.DryRun {
-		if err := c.dryRunAll(ctx, st.Name, objs, o, entries, p); err != nil {
-			return err
-		}
-	} else {
-		actions, err := c.applyWithForce(ctx, objs, o)
-		if err != nil {
-			return explain(st.Name, err, o.Force)
-		}
-		for i, u := range objs {
-			entries[i] = entryFor(u, st.Name, Action(actions[object.UnstructuredToObjMetadata(u)]))
-		}
-	}
+	entries, err := c.applyObjects(ctx, st.Name, st.Objects, o, p)
 	for _, e := range entries {
 		res.add(e)
 		fmt.Fprintln(o.Progress, e)
 	}
-	if o.DryRun {
-		return nil
+	if err != nil || o.DryRun {
+		return err
 	}
-	waitAll := o.Wait
+	return c.waitStage(ctx, st.Name, st.Objects, entries, o, began)
+}
+
+// ApplyObjects applies a few objects of one stage by the rules of Apply
+// (force, replicas left to autoscalers, RBAC and webhook order, waiting)
+// without reading or writing the inventory: the reconcile loop re-applies
+// one drifted object with it. The objects must already be inventoried.
+func (c *Client) ApplyObjects(ctx context.Context, stage string, objs []*unstructured.Unstructured, o Options) ([]Entry, error) {
+	began := time.Now()
+	o = o.withDefaults()
+	entries, err := c.applyObjects(ctx, stage, objs, o, providedBy(Set{Stages: []Stage{{Objects: objs}}}))
+	if err != nil || o.DryRun {
+		return entries, err
+	}
+	return entries, c.waitStage(ctx, stage, objs, entries, o, began)
+}
+
+// applyObjects applies (or dry-runs) objs. Those in sync with o.Live are
+// reported unchanged and never reach the server; the others go through
+// ssa, which dry-runs and then writes them.
+func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructured.Unstructured, o Options, p provided) ([]Entry, error) {
+	objs, err := c.prepare(ctx, in, o.Live)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]Entry, len(objs))
+	var rest []*unstructured.Unstructured
+	var at []int
+	o.absent = map[object.ObjMetadata]bool{}
+	for i, u := range objs {
+		live, ok := lookup(o.Live, u)
+		if ok && InSync(u, live) {
+			entries[i] = entryFor(u, stage, Unchanged)
+			continue
+		}
+		if ok && live == nil {
+			o.absent[object.UnstructuredToObjMetadata(u)] = true
+		}
+		// What reaches ssa is a copy: ssa may change what it is given,
+		// and u may be the render's own object.
+		rest = append(rest, u.DeepCopy())
+		at = append(at, i)
+	}
+	if len(rest) == 0 {
+		return entries, nil
+	}
+	if o.DryRun {
+		sub := make([]Entry, len(rest))
+		if err := c.dryRunAll(ctx, stage, rest, o, sub, p); err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			entries[i] = sub[j]
+		}
+		return entries, nil
+	}
+	actions, err := c.applyWithForce(ctx, rest, o)
+	if err != nil {
+		return nil, explain(stage, err, o.Force)
+	}
+	var claim []*unstructured.Unstructured
+	for j, i := range at {
+		entries[i] = entryFor(rest[j], stage, Action(actions[object.UnstructuredToObjMetadata(rest[j])]))
+		if live, ok := lookup(o.Live, rest[j]); ok && live != nil && entries[i].Action == Unchanged && meshctlFields(live, rest[j].GetAPIVersion()) == nil {
+			claim = append(claim, rest[j])
+		}
+	}
+	// ssa writes nothing when the content already matches, so an object
+	// another tool created just as meshctl renders it would never record
+	// meshctl's fields, and never be found in sync: claim them.
+	if _, err := c.createAll(ctx, claim); err != nil {
+		return nil, explain(stage, err, o.Force)
+	}
+	return entries, nil
+}
+
+// waitStage waits for a stage's objects to become ready: all of them with
+// o.Wait, and CRDs always, unless they were in sync and established.
+func (c *Client) waitStage(ctx context.Context, stage string, objs []*unstructured.Unstructured, entries []Entry, o Options, began time.Time) error {
 	var waitFor []*unstructured.Unstructured
-	for _, u := range objs {
-		if waitAll || u.GetKind() == "CustomResourceDefinition" {
+	for i, u := range objs {
+		if o.Wait || u.GetKind() == "CustomResourceDefinition" && !establishedInSync(u, entries[i], o.Live) {
 			waitFor = append(waitFor, u)
 		}
 	}
@@ -293,36 +375,67 @@ func (c *Client) applyStage(ctx context.Context, st Stage, o Options, res *Resul
 		return nil
 	}
 	set := object.UnstructuredSetToObjMetadataSet(waitFor)
-	fmt.Fprintf(o.Progress, "stage %s: waiting for %d objects to become ready (timeout %s)\n", st.Name, len(set), o.Timeout)
-	stop := c.reportWaiting(ctx, st.Name, waitFor, o.Progress, began, o.ReportEvery)
-	err = c.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: o.Timeout})
+	fmt.Fprintf(o.Progress, "stage %s: waiting for %d objects to become ready (timeout %s)\n", stage, len(set), o.Timeout)
+	stop := c.reportWaiting(ctx, stage, waitFor, o.Progress, began, o.ReportEvery)
+	err := c.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: o.Timeout})
 	stop()
 	if err != nil {
-		return fmt.Errorf("stage %s: not ready after %s: %w%s", st.Name, o.Timeout, err, c.explainNotReady(ctx, waitFor))
+		return fmt.Errorf("stage %s: not ready after %s: %w%s", stage, o.Timeout, err, c.explainNotReady(ctx, waitFor))
 	}
-	fmt.Fprintf(o.Progress, "stage %s: ready (%s)\n", st.Name, time.Since(began).Round(100*time.Millisecond))
+	fmt.Fprintf(o.Progress, "stage %s: ready (%s)\n", stage, time.Since(began).Round(100*time.Millisecond))
 	return nil
+}
+
+// establishedInSync reports a CRD that this run left unchanged and whose
+// live copy does not say it is unestablished (the reconcile loop's copies
+// carry no status): the run that wrote it waited for it.
+func establishedInSync(u *unstructured.Unstructured, e Entry, live LiveObjects) bool {
+	if e.Action != Unchanged {
+		return false
+	}
+	l, ok := lookup(live, u)
+	if !ok || l == nil {
+		return false
+	}
+	conds, found, _ := unstructured.NestedSlice(l.Object, "status", "conditions")
+	if !found {
+		return true
+	}
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Established" {
+			return m["status"] == "True"
+		}
+	}
+	return false
 }
 
 // applyShards is how many ApplyAll calls run at once within a stage.
 const applyShards = 4
 
-// applyAll applies a stage's objects. ssa.ApplyAll dry-runs concurrently
-// but writes one object at a time, so the stage is split into shards that
-// apply in parallel. Admission webhook configurations and APIServices go
-// last, on their own, so that they never guard objects of their own stage.
-func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions) (map[object.ObjMetadata]ssa.Action, error) {
-	var shards [applyShards][]*unstructured.Unstructured
-	var last []*unstructured.Unstructured
-	n := 0
+// applyPhase orders a stage's writes. Roles and ClusterRoles come first,
+// and are finished before anything else starts: RBAC's escalation check
+// lets a non-admin applier bind only permissions that exist. Admission
+// webhook configurations and APIServices come last, so that they never
+// guard objects of their own stage.
+func applyPhase(u *unstructured.Unstructured) int {
+	gvk := u.GroupVersionKind()
+	switch {
+	case gvk.Group == "rbac.authorization.k8s.io" && (gvk.Kind == "ClusterRole" || gvk.Kind == "Role"):
+		return 0
+	case gvk.Kind == "MutatingWebhookConfiguration", gvk.Kind == "ValidatingWebhookConfiguration", gvk.Kind == "APIService":
+		return 2
+	}
+	return 1
+}
+
+// applyAll applies a stage's objects, phase by phase (applyPhase).
+// ssa.ApplyAll dry-runs concurrently but writes one object at a time, so
+// each phase is split into shards that apply in parallel.
+func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions, absent map[object.ObjMetadata]bool) (map[object.ObjMetadata]ssa.Action, error) {
+	var phases [3][]*unstructured.Unstructured
 	for _, u := range objs {
-		switch u.GetKind() {
-		case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService":
-			last = append(last, u)
-		default:
-			shards[n%applyShards] = append(shards[n%applyShards], u)
-			n++
-		}
+		n := applyPhase(u)
+		phases[n] = append(phases[n], u)
 	}
 	actions := map[object.ObjMetadata]ssa.Action{}
 	var mu sync.Mutex
@@ -333,32 +446,72 @@ func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured
 			actions[e.ObjMetadata] = e.Action
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, shard := range shards {
-		if len(shard) == 0 {
-			continue
-		}
-		g.Go(func() error {
-			cs, err := c.rm.ApplyAll(gctx, shard, opts)
-			if cs != nil {
-				record(cs)
+	for _, phase := range phases {
+		var shards [applyShards][]*unstructured.Unstructured
+		var create []*unstructured.Unstructured
+		n := 0
+		for _, u := range phase {
+			if absent[object.UnstructuredToObjMetadata(u)] {
+				create = append(create, u)
+				continue
 			}
+			shards[n%applyShards] = append(shards[n%applyShards], u)
+			n++
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			cs, err := c.createAll(gctx, create)
+			record(cs)
 			return err
 		})
-	}
-	if err := g.Wait(); err != nil {
-		return actions, err
-	}
-	if len(last) > 0 {
-		cs, err := c.rm.ApplyAll(ctx, last, opts)
-		if cs != nil {
-			record(cs)
+		for _, shard := range shards {
+			if len(shard) == 0 {
+				continue
+			}
+			g.Go(func() error {
+				cs, err := c.rm.ApplyAll(gctx, shard, opts)
+				if cs != nil {
+					record(cs)
+				}
+				return err
+			})
 		}
-		if err != nil {
+		if err := g.Wait(); err != nil {
 			return actions, err
 		}
 	}
 	return actions, nil
+}
+
+// createAll server-side applies objects with one request each, without
+// ssa's read and dry-run: objects known not to exist (the dry-run could
+// only say "created"; should one exist after all, the apply updates it, as
+// ssa would have), and objects whose content already matches, to record
+// meshctl's fields.
+func (c *Client) createAll(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
+	cs := ssa.NewChangeSet()
+	if len(objs) == 0 {
+		return cs, nil
+	}
+	done := make([]bool, len(objs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, u := range objs {
+		g.Go(func() error {
+			if err := c.kube.Patch(gctx, u.DeepCopy(), client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+				return fmt.Errorf("%s apply failed: %w", ID(u), err)
+			}
+			done[i] = true
+			return nil
+		})
+	}
+	err := g.Wait()
+	for i, u := range objs {
+		if done[i] {
+			cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(u), Subject: ID(u), Action: ssa.CreatedAction})
+		}
+	}
+	return cs, err
 }
 
 // dryRunAll asks the server what applying each object would do.
@@ -424,43 +577,69 @@ func (p provided) dependsOnThisRun(err error, u *unstructured.Unstructured) (rea
 	return "", false
 }
 
-// prepare copies the objects and lets other controllers keep the fields
-// they own: a Deployment's replicas that an autoscaler manages are left
-// out of the payload.
-func (c *Client) prepare(ctx context.Context, in []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+// prepare copies the objects as apply will send them: a Deployment's
+// replicas that an autoscaler manages are left out of the payload, so other
+// controllers keep the fields they own. The replicas' owner is read from
+// live, or from the server when live does not know the object.
+func (c *Client) prepare(ctx context.Context, in []*unstructured.Unstructured, live LiveObjects) ([]*unstructured.Unstructured, error) {
+	// Objects are copied only when they change here: a resync of a large
+	// mesh compares thousands of objects that are in sync, and copying
+	// them all was most of its garbage. Callers copy what they send.
 	out := make([]*unstructured.Unstructured, len(in))
-	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, u := range in {
-		out[i] = u.DeepCopy()
-		switch u.GetKind() {
-		case "Deployment", "StatefulSet":
-		default:
+		out[i] = u
+		if u.GetKind() == "CustomResourceDefinition" {
+			// ssa drops a CRD's invalid caBundle before it applies; so
+			// does the payload that InSync compares.
+			out[i] = u.DeepCopy()
+			utils.RemoveCABundleFromCRD(out[i])
+		}
+		if !mayYieldReplicas(u) {
 			continue
 		}
-		if _, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); !ok {
+		if l, ok := lookup(live, u); ok {
+			out[i] = withoutYieldedReplicas(out[i], l)
 			continue
 		}
 		g.Go(func() error {
-			live := &unstructured.Unstructured{}
-			live.SetGroupVersionKind(u.GroupVersionKind())
-			err := c.kube.Get(gctx, client.ObjectKeyFromObject(u), live)
+			l := &unstructured.Unstructured{}
+			l.SetGroupVersionKind(u.GroupVersionKind())
+			err := c.kube.Get(gctx, client.ObjectKeyFromObject(u), l)
 			if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 				return nil
 			}
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", ID(u), err)
 			}
-			if owner := replicasOwner(live); owner != "" {
-				mu.Lock()
-				unstructured.RemoveNestedField(out[i].Object, "spec", "replicas")
-				mu.Unlock()
-			}
+			out[i] = withoutYieldedReplicas(out[i], l)
 			return nil
 		})
 	}
 	return out, g.Wait()
+}
+
+// mayYieldReplicas reports an object whose replicas an autoscaler may own.
+func mayYieldReplicas(u *unstructured.Unstructured) bool {
+	switch u.GetKind() {
+	case "Deployment", "StatefulSet":
+		_, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
+		return ok
+	}
+	return false
+}
+
+// withoutYieldedReplicas is u without spec.replicas (a copy) when another
+// controller owns them in live (nil: the object does not exist yet), else
+// u itself.
+func withoutYieldedReplicas(u, live *unstructured.Unstructured) *unstructured.Unstructured {
+	if live == nil || replicasOwner(live) == "" {
+		return u
+	}
+	u = u.DeepCopy()
+	unstructured.RemoveNestedField(u.Object, "spec", "replicas")
+	return u
 }
 
 // replicasOwner returns the manager that owns spec.replicas when it is a

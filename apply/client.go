@@ -2,6 +2,8 @@ package apply
 
 import (
 	"fmt"
+	"net/http"
+	"sync/atomic"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
@@ -17,6 +19,8 @@ type Client struct {
 	disco     discovery.DiscoveryInterface
 	rm        *ssa.ResourceManager
 	namespace string
+	// dryRuns counts the server dry-runs this client made.
+	dryRuns *atomic.Int64
 }
 
 // New builds a Client for cfg, keeping the inventory in namespace.
@@ -31,6 +35,8 @@ func New(cfg *rest.Config, namespace string) (*Client, error) {
 		cfg.QPS, cfg.Burst = 1000, 2000
 	}
 	cfg.UserAgent = "meshctl"
+	dryRuns := &atomic.Int64{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return dryRunCounter{next: rt, n: dryRuns} })
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err
@@ -50,7 +56,7 @@ func New(cfg *rest.Config, namespace string) (*Client, error) {
 	poller := polling.NewStatusPoller(kube, mapper, polling.Options{})
 	rm := ssa.NewResourceManager(kube, poller, ssa.Owner{Field: FieldManager, Group: "meshctl.io"})
 	rm.SetConcurrency(8)
-	return &Client{kube: kube, disco: disco, rm: rm, namespace: namespace}, nil
+	return &Client{kube: kube, disco: disco, rm: rm, namespace: namespace, dryRuns: dryRuns}, nil
 }
 
 // Namespace is where the inventory lives.

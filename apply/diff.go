@@ -38,6 +38,8 @@ type DiffResult struct {
 	// intended (too few nodes for HA, say); they do not count as changes.
 	Warnings []string       `json:"warnings,omitempty"`
 	Summary  map[Action]int `json:"summary"`
+	// DryRuns counts the server dry-runs the diff made.
+	DryRuns int `json:"dryRuns"`
 }
 
 // Changed reports whether anything differs.
@@ -62,20 +64,29 @@ func (r *DiffResult) add(d ObjectDiff) {
 type DiffOptions struct {
 	// Force: immutable-field changes count as a recreate, not an error.
 	Force bool
+	// Live holds the live objects; nil makes Diff list them, one LIST
+	// per kind. Objects in sync with their live copy are not dry-run.
+	Live LiveObjects
 }
 
-// Diff server-side dry-runs every object of set and compares the result
-// with the live object; objects the inventory holds but set lacks are
-// listed as deleted.
+// Diff server-side dry-runs every object of set that is not in sync with
+// its live copy, and compares the result with the live object; objects the
+// inventory holds but set lacks are listed as deleted.
 func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult, error) {
+	res := &DiffResult{Summary: map[Action]int{}}
+	dryRuns := c.dryRuns.Load()
+	defer func() { res.DryRuns = int(c.dryRuns.Load() - dryRuns) }()
 	prev, err := c.ReadInventory(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := &DiffResult{Summary: map[Action]int{}}
+	live, err := c.liveFor(ctx, o.Live, setObjects(set))
+	if err != nil {
+		return nil, err
+	}
 	p := providedBy(set)
 	for _, st := range set.Stages {
-		objs, err := c.prepare(ctx, st.Objects)
+		objs, err := c.prepare(ctx, st.Objects, live)
 		if err != nil {
 			return nil, err
 		}
@@ -83,6 +94,10 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(8)
 		for i, u := range objs {
+			if l, ok := lookup(live, u); ok && InSync(u, l) {
+				out[i] = ObjectDiff{Entry: entryFor(u, st.Name, Unchanged)}
+				continue
+			}
 			g.Go(func() error {
 				d, err := c.diffOne(gctx, st.Name, u, o, p)
 				out[i] = d

@@ -73,6 +73,9 @@ func forceRefusal(u *unstructured.Unstructured) error {
 func (c *Client) toRecreate(ctx context.Context, objs []*unstructured.Unstructured, o Options) (map[object.ObjMetadata]bool, error) {
 	var cands []*unstructured.Unstructured
 	for _, u := range objs {
+		if o.absent[object.UnstructuredToObjMetadata(u)] {
+			continue // nothing to recreate
+		}
 		if _, never := neverRecreated(u); never {
 			if u.GetAnnotations()[AnnotationForce] == "enabled" {
 				return nil, forceRefusal(u)
@@ -121,12 +124,12 @@ func (c *Client) applyWithForce(ctx context.Context, objs []*unstructured.Unstru
 			plain = append(plain, u)
 		}
 	}
-	actions, err := c.applyAll(ctx, plain, opts)
+	actions, err := c.applyAll(ctx, plain, opts, o.absent)
 	if err != nil || len(forced) == 0 {
 		return actions, err
 	}
 	opts.Force = true
-	more, err := c.applyAll(ctx, forced, opts)
+	more, err := c.applyAll(ctx, forced, opts, nil)
 	for k, v := range more {
 		actions[k] = v
 	}

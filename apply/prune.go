@@ -194,6 +194,9 @@ func (c *Client) namespaceInUse(ctx context.Context, ns string, pruning map[stri
 			list := &unstructured.UnstructuredList{}
 			list.SetGroupVersionKind(gv.WithKind(r.Kind + "List"))
 			if err := c.kube.List(ctx, list, client.InNamespace(ns)); err != nil {
+				if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+					continue // its CRD went earlier in this prune: it holds nothing
+				}
 				return fmt.Sprintf("cannot list %s in it, so cannot tell what it holds (%v)", r.Name, err), nil
 			}
 			items = append(items, list.Items...)

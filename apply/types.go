@@ -40,6 +40,9 @@ type Set struct {
 	Stages []Stage
 	// Version is the meshctl version, recorded in the inventory.
 	Version string
+	// Digest is Digest(set), when the caller keeps the set and applies it
+	// again (the reconcile loop); empty makes Apply compute it.
+	Digest string
 }
 
 // Count is the number of objects in the set.
@@ -88,7 +91,10 @@ type Result struct {
 	Entries []Entry        `json:"entries"`
 	Summary map[Action]int `json:"summary"`
 	// Writes counts the objects created, configured or deleted.
-	Writes   int           `json:"writes"`
+	Writes int `json:"writes"`
+	// DryRuns counts the server dry-runs the run made; objects found in
+	// sync with their live copy need none.
+	DryRuns  int           `json:"dryRuns"`
 	Duration time.Duration `json:"durationNanos"`
 }
 

@@ -141,6 +141,7 @@ func (m *benchMesh) meshctlApply(b *testing.B) (outcome, cliResult) {
 // cliResult is what the benchmark reads of `meshctl apply -o json`.
 type cliResult struct {
 	Writes  int            `json:"writes"`
+	DryRuns int            `json:"dryRuns"`
 	Summary map[string]int `json:"summary"`
 }
 
@@ -428,23 +429,31 @@ func (m *benchMesh) firstApplies(b *testing.B) samples {
 	return s
 }
 
-// noopApplies times applies to a cluster that matches, failing on any write.
+// noopApplies times applies to a cluster that matches, failing on any
+// write, and reports the most server dry-runs a meshctl run made: objects
+// in sync with their live copy need none.
 func (m *benchMesh) noopApplies(b *testing.B) samples {
 	s := samples{}
+	dryRuns := 0
 	for i := 0; i < benchRuns*b.N; i++ {
 		o, res := m.meshctlApply(b)
 		if res.Writes != 0 {
 			b.Fatalf("meshctl's no-op apply wrote %d objects: %v", res.Writes, res.Summary)
 		}
+		dryRuns = max(dryRuns, res.DryRuns)
 		s["meshctl"] = append(s["meshctl"], o.took)
 		s["kubectl"] = append(s["kubectl"], m.kubectlApply(b).took)
 		took, lib := m.libApply(b, apply.Options{})
 		if lib.Writes != 0 {
 			b.Fatalf("the library's no-op apply wrote %d objects: %v", lib.Writes, lib.Summary)
 		}
+		dryRuns = max(dryRuns, lib.DryRuns)
 		s["meshctl-lib"] = append(s["meshctl-lib"], took)
 	}
 	s.report(b, m.set.Count())
+	b.ReportMetric(0, "meshctl-writes")
+	b.ReportMetric(float64(dryRuns), "meshctl-dry-runs")
+	fmt.Printf("BenchmarkCluster: %s, no-op apply: 0 writes, at most %d server dry-runs per meshctl run (%d objects)\n", m.name, dryRuns, m.set.Count())
 	return s
 }
 

@@ -237,7 +237,7 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 			}
 			if m.Viz.Prometheus.Operator {
 				// The operator's PodMonitor kind, as a cluster that runs it has.
-				standInCRD(t, ctx, shared.Get(t), "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors")
+				shared.Get(t).StandInCRD(t, "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors")
 			}
 			res, err := applyMesh(t, ctx, c, m, apply.Options{DryRun: true, ForcePrune: true})
 			if err != nil {
@@ -250,43 +250,6 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 	}
 }
 
-// standInCRD serves a kind that another project's CRD would (cert-manager's
-// Certificate, the Prometheus Operator's PodMonitor), with any content, and
-// waits until it is served.
-func standInCRD(t *testing.T, ctx context.Context, cluster *testcluster.Cluster, group, version, kind, plural string) {
-	t.Helper()
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": plural + "." + group},
-		"spec": map[string]any{
-			"group": group, "scope": "Namespaced",
-			"names": map[string]any{"kind": kind, "plural": plural, "singular": strings.ToLower(kind), "listKind": kind + "List"},
-			"versions": []any{map[string]any{"name": version, "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}}
-	kube, err := client.New(cluster.Config, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		list := &unstructured.UnstructuredList{}
-		list.SetAPIVersion(group + "/" + version)
-		list.SetKind(kind + "List")
-		k, err := client.New(cluster.Config, client.Options{})
-		if err != nil {
-			return false, err
-		}
-		return k.List(ctx, list) == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s/%s is not served: %v", group, kind, err)
-	}
-}
-
 // trustAnchorSecret creates the Secret a mesh takes its trust anchor from,
 // as a platform team's PKI would.
 func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef) {
@@ -296,7 +259,7 @@ func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef)
 		t.Fatal(err)
 	}
 	// cert-manager's Certificate kind, as a cluster with cert-manager has it.
-	standInCRD(t, ctx, cluster, "cert-manager.io", "v1", "Certificate", "certificates")
+	cluster.StandInCRD(t, "cert-manager.io", "v1", "Certificate", "certificates")
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ref.Namespace}}
 	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)

@@ -1,0 +1,177 @@
+package apply
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// LiveObjects hands Apply and Diff the live objects, from informer caches in
+// the reconcile loop. ok=false means "not known here": the object then goes
+// through the server as before.
+type LiveObjects interface {
+	Live(gvk schema.GroupVersionKind, namespace, name string) (obj *unstructured.Unstructured, ok bool)
+}
+
+// listed is LiveObjects read with one LIST per kind.
+type listed map[schema.GroupVersionKind]*listedKind
+
+type listedKind struct {
+	// complete: the LIST had no selector, so an object it did not return
+	// does not exist (in namespace, or anywhere when namespace is "").
+	complete  bool
+	namespace string
+	objs      map[string]*unstructured.Unstructured
+}
+
+// Live implements LiveObjects.
+func (l listed) Live(gvk schema.GroupVersionKind, namespace, name string) (*unstructured.Unstructured, bool) {
+	k, ok := l[gvk]
+	if !ok {
+		return nil, false
+	}
+	if u, ok := k.objs[namespace+"/"+name]; ok {
+		return u, true
+	}
+	if k.complete && (k.namespace == "" || k.namespace == namespace) {
+		return nil, true
+	}
+	return nil, false
+}
+
+// listQuery is the one LIST a kind gets.
+type listQuery struct {
+	gvk       schema.GroupVersionKind
+	namespace string // "" lists every namespace
+	selector  bool   // only meshctl's objects
+}
+
+// listQueries plans one LIST per kind of objs: in the kind's one namespace
+// when all its objects share it, filtered by meshctl's label when all of
+// them carry it.
+func listQueries(objs []*unstructured.Unstructured) []listQuery {
+	var order []schema.GroupVersionKind
+	qs := map[schema.GroupVersionKind]*listQuery{}
+	for _, u := range objs {
+		gvk := u.GroupVersionKind()
+		q, ok := qs[gvk]
+		if !ok {
+			q = &listQuery{gvk: gvk, namespace: u.GetNamespace(), selector: true}
+			qs[gvk] = q
+			order = append(order, gvk)
+		}
+		if q.namespace != u.GetNamespace() {
+			q.namespace = ""
+		}
+		if u.GetLabels()[LabelManagedBy] != ManagedByMeshctl {
+			q.selector = false
+		}
+	}
+	out := make([]listQuery, 0, len(order))
+	for _, gvk := range order {
+		out = append(out, *qs[gvk])
+	}
+	return out
+}
+
+// listLive reads the live objects of objs' kinds, one LIST per kind. A kind
+// the server does not serve yet (its CRD comes later) is empty; a kind this
+// client may not list is left unknown, and its objects go through the
+// server one by one.
+func (c *Client) listLive(ctx context.Context, objs []*unstructured.Unstructured) (LiveObjects, error) {
+	qs := listQueries(objs)
+	kinds := make([]*listedKind, len(qs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, q := range qs {
+		g.Go(func() error {
+			k, err := c.listKind(gctx, q)
+			kinds[i] = k
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := listed{}
+	for i, q := range qs {
+		if kinds[i] != nil {
+			out[q.gvk] = kinds[i]
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) listKind(ctx context.Context, q listQuery) (*listedKind, error) {
+	k := &listedKind{complete: !q.selector, namespace: q.namespace, objs: map[string]*unstructured.Unstructured{}}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(q.gvk.GroupVersion().WithKind(q.gvk.Kind + "List"))
+	var opts []client.ListOption
+	if q.namespace != "" {
+		opts = append(opts, client.InNamespace(q.namespace))
+	}
+	if q.selector {
+		opts = append(opts, client.MatchingLabels{LabelManagedBy: ManagedByMeshctl})
+	}
+	err := c.kube.List(ctx, list, opts...)
+	switch {
+	case meta.IsNoMatchError(err):
+		k.complete = true
+		return k, nil
+	case apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	for i := range list.Items {
+		u := &list.Items[i]
+		k.objs[u.GetNamespace()+"/"+u.GetName()] = u
+	}
+	return k, nil
+}
+
+// liveFor returns o's LiveObjects, or lists them for objs.
+func (c *Client) liveFor(ctx context.Context, given LiveObjects, objs []*unstructured.Unstructured) (LiveObjects, error) {
+	if given != nil {
+		return given, nil
+	}
+	return c.listLive(ctx, objs)
+}
+
+// lookup is live's object for u: nil, false when not known.
+func lookup(live LiveObjects, u *unstructured.Unstructured) (*unstructured.Unstructured, bool) {
+	if live == nil {
+		return nil, false
+	}
+	return live.Live(u.GroupVersionKind(), u.GetNamespace(), u.GetName())
+}
+
+func setObjects(set Set) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, st := range set.Stages {
+		out = append(out, st.Objects...)
+	}
+	return out
+}
+
+// dryRunCounter counts the server dry-runs a Client makes, at the wire, so
+// that results report them honestly whichever library made them.
+type dryRunCounter struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (d dryRunCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.Contains(req.URL.RawQuery, "dryRun=") {
+		d.n.Add(1)
+	}
+	return d.next.RoundTrip(req)
+}
