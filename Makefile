@@ -40,12 +40,14 @@ golden-check:
 	if [ -n "$$out" ]; then echo "$$out"; echo "goldens are stale, new or untracked: run 'go test ./schema ./generators -update', review and commit"; exit 1; fi
 
 # BenchmarkCluster and BenchmarkBuildProcess time each case several times
-# themselves, interleaving the tools, so they run once (-benchtime 1x); the
-# others use Go's default. MESHCTL_BEFORE=path/to/old/meshctl adds an older
+# themselves, interleaving the tools, and BenchmarkDrift times 50 drift
+# corrections per mesh, so they run once (-benchtime 1x); the others use
+# Go's default. MESHCTL_BEFORE=path/to/old/meshctl adds an older
 # build to BenchmarkBuildProcess.
 bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figures go in BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess)$$' -benchmem -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift)$$' -benchmem -timeout 60m ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./plan
+	$(GO) test -run '^$$' -bench '^BenchmarkDrift$$' -benchtime 1x -timeout 60m ./drift
 	$(GO) test -run '^$$' -bench '^BenchmarkBuildProcess$$' -benchtime 1x -timeout 60m ./generators
 
 fuzz: ## Fuzz the loader for a minute

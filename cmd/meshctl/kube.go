@@ -72,16 +72,23 @@ func addClusterFlags(cmd *cobra.Command, f *clusterFlags) {
 // $KUBECONFIG, then ~/.kube/config, then in-cluster) and connects. Server
 // warnings go to stderr as kubectl prints them.
 func (f *clusterFlags) connect(stderr io.Writer) (*apply.Client, error) {
+	c, _, err := f.connectConfig(stderr)
+	return c, err
+}
+
+// connectConfig is connect, and the REST config it connected with.
+func (f *clusterFlags) connectConfig(stderr io.Writer) (*apply.Client, *rest.Config, error) {
 	if f.meshCluster != "" {
 		f.config.ClusterName = &f.meshCluster
 	}
 	cfg, err := f.config.ToRESTConfig()
 	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+		return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.WarningHandler = rest.NewWarningWriter(stderr, rest.WarningWriterOptions{Deduplicate: true})
-	return apply.New(cfg, f.namespace)
+	c, err := apply.New(cfg, f.namespace)
+	return c, cfg, err
 }
 
 var silenceOnce sync.Once

@@ -60,6 +60,10 @@ func TestExitCodes(t *testing.T) {
 		{"bad status output", []string{"status", "-o", "yaml"}, exitUsage, "want text or json"},
 		{"status unreadable kubeconfig", []string{"status", "--kubeconfig=nope"}, exitError, "meshctl status: loading kubeconfig"},
 		{"status without a cluster", []string{"status", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1"}, exitError, "meshctl status: reading secret meshctl/meshctl-certificates"},
+		{"bad reconcile mode", []string{"reconcile", "--mode=fix", "nope.cue"}, exitUsage, "want correct or detect"},
+		{"bad reconcile log format", []string{"reconcile", "--log-format=xml", "nope.cue"}, exitUsage, "want text or json"},
+		{"bad reconcile source", []string{"reconcile", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1", "--source=git:repo", "nope.cue"}, exitUsage, `"git:repo": want path, flux:GitRepository/NAMESPACE/NAME or flux:OCIRepository/NAMESPACE/NAME`},
+		{"reconcile unreadable kubeconfig", []string{"reconcile", "--kubeconfig=nope"}, exitError, "meshctl reconcile: loading kubeconfig"},
 		{"completion of an unknown shell", []string{"completion", "tcsh"}, exitUsage, `invalid argument "tcsh"`},
 	}
 	for _, tc := range tests {
@@ -99,7 +103,7 @@ func TestHelpHasExamples(t *testing.T) {
 			t.Errorf("%s --help: exit %d, output %q", c.Name(), code, out)
 		}
 	}
-	want := []string{"apply", "build", "completion", "diff", "help", "rotate", "status", "version", "vet"}
+	want := []string{"apply", "build", "completion", "diff", "help", "install-reconciler", "reconcile", "rotate", "status", "version", "vet"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}

@@ -12,8 +12,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/drift"
 	"github.com/meshctl/meshctl/plan"
 )
+
+// statusOutput is plan's status and the reconcile loop's record.
+type statusOutput struct {
+	*plan.Status
+	// Reconciler is what a running 'meshctl reconcile' recorded; nil when
+	// none ever ran against this cluster.
+	Reconciler *drift.Status `json:"reconciler,omitempty"`
+}
 
 type statusFlags struct {
 	cluster clusterFlags
@@ -24,12 +33,15 @@ func newStatusCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f statusFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the certificates' expiry and meshctl's inventory in the cluster",
+		Short: "Show the certificates' expiry, meshctl's inventory and the reconcile loop's state",
 		Long: `Show what meshctl manages in the cluster: each certificate (each trust
 anchor of the bundle, the issuer, each webhook serving pair) with its
 subject, expiry, time left, and whether meshctl can rotate it (it holds
 the key that signs it); and meshctl's inventory (objects, the meshctl
-version that wrote it, and whether a run was left unfinished).
+version that wrote it, and whether a run was left unfinished); and, when
+'meshctl reconcile' runs against the cluster, what it recorded: in sync,
+drifted or failing, the revision applied, the last apply and the last
+error.
 
 Certificates that expire within 60 days are marked, as 'linkerd check'
 marks them. apply rotates the issuer (under the same anchor) and the
@@ -68,8 +80,13 @@ func runStatus(f *statusFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
 		return exitError
 	}
-	st, err := plan.ReadStatus(ctx, c, time.Now())
+	pst, err := plan.ReadStatus(ctx, c, time.Now())
 	if err != nil {
+		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
+		return exitError
+	}
+	st := statusOutput{Status: pst}
+	if st.Reconciler, err = drift.ReadStatus(ctx, c.Kube(), c.Namespace()); err != nil {
 		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
 		return exitError
 	}
@@ -82,8 +99,44 @@ func runStatus(f *statusFlags, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	writeStatus(stdout, st)
+	writeStatus(stdout, st.Status)
+	writeReconciler(stdout, st.Reconciler, time.Now())
 	return exitOK
+}
+
+// writeReconciler prints the loop's record: one line, then the drifted
+// objects and the last error, each on a line of its own.
+func writeReconciler(w io.Writer, r *drift.Status, now time.Time) {
+	if r == nil {
+		fmt.Fprintln(w, "reconciler: none has run against this cluster")
+		return
+	}
+	rev := r.Revision
+	if rev == "" {
+		rev = "none applied yet"
+	}
+	last := "never"
+	if r.LastApplyTime != nil {
+		last = fmt.Sprintf("%s (%s ago)", r.LastApplyTime.UTC().Format(time.RFC3339), now.Sub(r.LastApplyTime.Time).Round(time.Second))
+	}
+	fmt.Fprintf(w, "reconciler: %s; revision %s from %s; mode %s; last apply %s; %d objects; leader %s\n",
+		r.State, rev, r.Source, r.Mode, last, r.Objects, r.Leader)
+	for _, id := range r.Drifted {
+		fmt.Fprintf(w, "  drifted: %s\n", id)
+	}
+	if more := r.DriftedTotal - len(r.Drifted); more > 0 {
+		fmt.Fprintf(w, "  and %d more drifted objects\n", more)
+	}
+	if r.FailedRevision != "" {
+		fmt.Fprintf(w, "  revision %s does not render; %s stays applied\n", r.FailedRevision, rev)
+	}
+	if r.LastError != "" {
+		at := ""
+		if r.LastErrorTime != nil {
+			at = " at " + r.LastErrorTime.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  last error%s: %s\n", at, strings.ReplaceAll(strings.TrimSpace(r.LastError), "\n", "\n    "))
+	}
 }
 
 // writeStatus prints st as a table of certificates and an inventory line.

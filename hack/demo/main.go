@@ -5,7 +5,10 @@
 //  2. meshctl apply --wait, stage by stage;
 //  3. change an object behind meshctl's back: meshctl diff shows it (exit 1);
 //  4. meshctl apply restores it: meshctl diff exits 0;
-//  5. tear everything down.
+//  5. start meshctl reconcile, change the object again, and watch the loop
+//     correct it live, with the latency from the edit to the correction;
+//  6. meshctl status shows the loop in sync; SIGTERM stops it cleanly;
+//  7. tear everything down.
 //
 // It runs the meshctl binary given by -meshctl, as a user would.
 package main
@@ -15,12 +18,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshctl/meshctl/internal/testcluster"
@@ -104,7 +112,156 @@ func run(meshctl, mesh string) error {
 		return fmt.Errorf("meshctl diff exited %d, want 0", code)
 	}
 	fmt.Println("    exit code 0: the cluster matches mesh.cue")
+
+	return reconcileDemo(ctx, c, meshctl, mesh)
+}
+
+// reconcileDemo runs the loop and shows it correct an edit live.
+func reconcileDemo(ctx context.Context, c *testcluster.Cluster, meshctl, mesh string) error {
+	health, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	metrics, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	step("meshctl reconcile %s: the loop keeps the cluster matching the file", mesh)
+	args := []string{"reconcile", "--kubeconfig=" + c.Kubeconfig, "--health-addr=" + health, "--metrics-addr=" + metrics, mesh}
+	fmt.Printf("$ %s %s &\n", meshctl, strings.Join(args, " "))
+	loop := exec.Command(meshctl, args...)
+	loop.Stdout = os.Stdout
+	loop.Stderr = &prefixer{prefix: "    [reconcile] "}
+	if err := loop.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- loop.Wait() }()
+	defer func() {
+		if loop.ProcessState == nil {
+			_ = loop.Process.Kill()
+			<-exited
+		}
+	}()
+	if err := waitFor(ctx, exited, 2*time.Minute, func() bool { return httpOK("http://" + health + "/readyz") }); err != nil {
+		return fmt.Errorf("meshctl reconcile never became ready: %w", err)
+	}
+
+	step("Changing linkerd-identity's log level behind meshctl's back again")
+	d, err := c.Client.AppsV1().Deployments("linkerd").Get(ctx, "linkerd-identity", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	args0 := slices.Clone(d.Spec.Template.Spec.Containers[0].Args)
+	for i, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if a == "-log-level=info" {
+			d.Spec.Template.Spec.Containers[0].Args[i] = "-log-level=debug"
+		}
+	}
+	began := time.Now()
+	edited, err := c.Client.AppsV1().Deployments("linkerd").Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+	if err != nil {
+		return err
+	}
+	// Watched from the edit on: only what happened after it counts.
+	w, err := c.Client.AppsV1().Deployments("linkerd").Watch(ctx, metav1.ListOptions{
+		FieldSelector: "metadata.name=linkerd-identity", ResourceVersion: edited.ResourceVersion})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	fmt.Printf("    edited: resourceVersion %s, -log-level=debug\n", edited.ResourceVersion)
+	timeout := time.After(time.Minute)
+	for corrected := false; !corrected; {
+		select {
+		case ev := <-w.ResultChan():
+			got, ok := ev.Object.(*appsv1.Deployment)
+			if !ok || got.ResourceVersion == edited.ResourceVersion {
+				continue
+			}
+			if slices.Equal(got.Spec.Template.Spec.Containers[0].Args, args0) {
+				fmt.Printf("    corrected by the loop %s after the edit: resourceVersion %s, -log-level=info again\n",
+					time.Since(began).Round(time.Millisecond), got.ResourceVersion)
+				corrected = true
+			}
+		case <-timeout:
+			return errors.New("the loop did not correct the edit within a minute")
+		case err := <-exited:
+			return fmt.Errorf("meshctl reconcile exited: %v", err)
+		}
+	}
+
+	step("meshctl status: the loop's record")
+	if code := sh(meshctl, "status", "--kubeconfig="+c.Kubeconfig); code != 0 {
+		return fmt.Errorf("meshctl status exited %d", code)
+	}
+
+	step("Stopping the loop with SIGTERM")
+	_ = loop.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			return fmt.Errorf("meshctl reconcile: %v", err)
+		}
+		fmt.Println("    stopped cleanly (exit 0)")
+	case <-time.After(time.Minute):
+		return errors.New("meshctl reconcile did not stop within a minute of SIGTERM")
+	}
 	return nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func httpOK(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitFor polls cond until it holds, the process exits, or timeout.
+func waitFor(ctx context.Context, exited chan error, timeout time.Duration, cond func() bool) error {
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("exited: %v", err)
+		case <-deadline:
+			return fmt.Errorf("not within %s", timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// prefixer indents another process's lines.
+type prefixer struct {
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixer) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := strings.IndexByte(string(p.buf), '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		fmt.Println(p.prefix + string(p.buf[:i]))
+		p.buf = p.buf[i+1:]
+	}
 }
 
 // sh runs a command with its output shown (unchanged lines folded) and

@@ -326,6 +326,32 @@ func (c *Cluster) start(bin, name string, args ...string) error {
 	return nil
 }
 
+// RestartAPIServer stops kube-apiserver and starts it again on the same
+// port and etcd, as an upgrade or a crash of the control plane would, and
+// waits until it serves again. Clients see their connections drop.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	for i, p := range c.procs {
+		if p.name != "kube-apiserver" {
+			continue
+		}
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+		n := len(c.procs)
+		if err := c.start(p.cmd.Path, p.name, p.cmd.Args[1:]...); err != nil {
+			return err
+		}
+		c.procs[i] = c.procs[n]
+		c.procs = c.procs[:n]
+		return c.waitReady(ctx, 90*time.Second)
+	}
+	return fmt.Errorf("no kube-apiserver to restart")
+}
+
 // Stop stops every component, newest first, and removes the directory if
 // Start made it.
 func (c *Cluster) Stop() {

@@ -1,0 +1,616 @@
+package drift_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/drift"
+	"github.com/meshctl/meshctl/drift/source"
+	"github.com/meshctl/meshctl/internal/testcluster"
+)
+
+// defaultMesh is the repository's mesh.cue: the control plane and one
+// meshed namespace with a service.
+func defaultMesh(t testing.TB) string {
+	b, err := os.ReadFile("../mesh.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// authors is a second service: two more HTTPRoutes in booksapp.
+const authors = `
+services: "booksapp/authors": {
+	routes: [{name: "GET /authors", method: "GET", pathRegex: "/authors"}]
+}
+`
+
+type env struct {
+	t       *testing.T
+	ctx     context.Context
+	cluster *testcluster.Cluster
+	client  *apply.Client
+	mesh    string // the mesh.cue the loop reads
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	cluster := testcluster.StartForTest(t, testcluster.Options{})
+	c, err := apply.New(rest.CopyConfig(cluster.Config), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: t.Context(), cluster: cluster, client: c, mesh: filepath.Join(t.TempDir(), "mesh.cue")}
+	e.write(defaultMesh(t))
+	return e
+}
+
+// in is e for a subtest: failures end the subtest, not its parent.
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// write replaces mesh.cue atomically, as a ConfigMap volume or git-sync do.
+func (e *env) write(text string) {
+	e.t.Helper()
+	tmp := e.mesh + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, e.mesh); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+type running struct {
+	loop *drift.Loop
+	stop func()
+	logs *syncBuffer
+}
+
+// start runs a loop on the env's cluster until the test ends or stop.
+func (e *env) start(o drift.Options) *running {
+	e.t.Helper()
+	cfg := rest.CopyConfig(e.cluster.Config)
+	if o.Client == nil {
+		o.Client = e.client
+	}
+	src, err := source.Parse("", e.mesh, "", e.t.TempDir(), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	o.Config, o.Source = cfg, src
+	o.Render = drift.MeshRenderer(o.Client, "test")
+	o.Log = slog.New(slog.NewTextHandler(logs, nil))
+	if o.Poll == 0 {
+		o.Poll = 200 * time.Millisecond
+	}
+	if o.Debounce == 0 {
+		o.Debounce = 100 * time.Millisecond
+	}
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = "127.0.0.1:0"
+	}
+	if o.HealthAddr == "" {
+		o.HealthAddr = "127.0.0.1:0"
+	}
+	l, err := drift.New(o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("loop: %v", err)
+				}
+			case <-time.After(2 * time.Minute):
+				e.t.Errorf("loop did not stop within 2m after cancel")
+			}
+		})
+	}
+	e.t.Cleanup(func() {
+		stop()
+		if e.t.Failed() {
+			e.t.Logf("loop log:\n%s", logs.String())
+		}
+	})
+	select {
+	case <-l.Served():
+	case err := <-done:
+		e.t.Fatalf("loop stopped at start: %v", err)
+	}
+	return &running{loop: l, stop: stop, logs: logs}
+}
+
+// until polls cond until it holds, failing the test after timeout.
+func (e *env) until(what string, timeout time.Duration, cond func() (bool, error)) {
+	e.t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(e.ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		ok, err := cond()
+		last = err
+		return ok && err == nil, nil
+	})
+	if err != nil {
+		e.t.Fatalf("waiting for %s: %v (last error: %v)", what, err, last)
+	}
+}
+
+// status reads the loop's record from the cluster.
+func (e *env) status() *drift.Status {
+	e.t.Helper()
+	st, err := drift.ReadStatus(e.ctx, e.client.Kube(), e.client.Namespace())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// inSync waits until the loop records the revision of the current file as
+// applied and in sync.
+func (e *env) inSync(timeout time.Duration) *drift.Status {
+	e.t.Helper()
+	var st *drift.Status
+	e.until("the loop to record the mesh in sync", timeout, func() (bool, error) {
+		st = e.status()
+		return st != nil && st.State == drift.StateInSync && st.Revision == e.revision(), nil
+	})
+	return st
+}
+
+// revision is what a path source calls the current file.
+func (e *env) revision() string {
+	src, err := source.Parse("", e.mesh, "", e.t.TempDir(), rest.CopyConfig(e.cluster.Config))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	snap, err := src.Fetch(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return snap.Revision
+}
+
+func (e *env) configMap(ns, name string) (*corev1.ConfigMap, error) {
+	return e.cluster.Client.CoreV1().ConfigMaps(ns).Get(e.ctx, name, metav1.GetOptions{})
+}
+
+// intrude changes linkerd-config's data as another field manager, taking
+// the field from meshctl, as `kubectl apply --server-side --force-conflicts`
+// would.
+func (e *env) intrude(value string) {
+	e.t.Helper()
+	patch := fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"linkerd-config","namespace":"linkerd"},"data":{"values":%q}}`, value)
+	force := true
+	if _, err := e.cluster.Client.CoreV1().ConfigMaps("linkerd").Patch(e.ctx, "linkerd-config", types.ApplyPatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: "intruder", Force: &force}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// scrape reads one sample from a /metrics page: the sum of the series of
+// name whose labels contain every one of with.
+func scrape(t testing.TB, addr, name string, with ...string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+next:
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		for _, w := range with {
+			if !strings.Contains(line, w) {
+				continue next
+			}
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func get(t testing.TB, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestLoopKeepsTheClusterMatchingTheFile(t *testing.T) {
+	e := newEnv(t)
+	r := e.start(drift.Options{Interval: time.Hour})
+	first := e.inSync(3 * time.Minute)
+	if first.LastApplyTime == nil || first.Objects == 0 {
+		t.Fatalf("status after the first apply: %+v", first)
+	}
+	want, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := get(t, "http://"+r.loop.HealthAddr+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d once in sync, want 200", code)
+	}
+	if code := get(t, "http://"+r.loop.HealthAddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+
+	t.Run("an out-of-band edit is corrected", func(t *testing.T) {
+		e := e.in(t)
+		e.intrude("edited by hand")
+		e.until("linkerd-config's data to be restored", time.Minute, func() (bool, error) {
+			cm, err := e.configMap("linkerd", "linkerd-config")
+			return err == nil && cm.Data["values"] == want.Data["values"], err
+		})
+		if n := scrape(t, r.loop.MetricsAddr, "meshctl_drift_corrections_total", `kind="ConfigMap"`); n < 1 {
+			t.Errorf("meshctl_drift_corrections_total{kind=ConfigMap} = %v after a correction", n)
+		}
+	})
+
+	t.Run("a deletion is corrected", func(t *testing.T) {
+		e := e.in(t)
+		if err := e.cluster.Client.CoreV1().ConfigMaps("linkerd").Delete(e.ctx, "linkerd-config", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.until("linkerd-config to be recreated", time.Minute, func() (bool, error) {
+			cm, err := e.configMap("linkerd", "linkerd-config")
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil && cm.UID != want.UID && cm.Data["values"] == want.Data["values"], err
+		})
+	})
+
+	t.Run("Events record the corrections", func(t *testing.T) {
+		e := e.in(t)
+		e.until("a Corrected Event on the inventory", time.Minute, func() (bool, error) {
+			evs, err := e.cluster.Client.CoreV1().Events(e.client.Namespace()).List(e.ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, ev := range evs.Items {
+				if ev.Reason == "Corrected" && ev.InvolvedObject.Name == apply.InventoryName && strings.Contains(ev.Message, "ConfigMap/linkerd/linkerd-config") {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+	})
+
+	t.Run("a change to the file is applied, and a removal pruned", func(t *testing.T) {
+		e := e.in(t)
+		e.write(defaultMesh(t) + authors)
+		e.inSync(2 * time.Minute)
+		if _, ok := e.route("authors"); !ok {
+			t.Fatal("HTTPRoute booksapp/authors missing after the file declared it")
+		}
+		e.write(defaultMesh(t))
+		e.inSync(2 * time.Minute)
+		e.until("HTTPRoute booksapp/authors to be pruned", time.Minute, func() (bool, error) {
+			_, ok := e.route("authors")
+			return !ok, nil
+		})
+	})
+
+	t.Run("a broken file changes nothing", func(t *testing.T) {
+		e := e.in(t)
+		before := e.inventoryVersions()
+		e.write(defaultMesh(t) + "\ncontrolPlane: replicas: \"three\"\n")
+		broken := e.revision()
+		var st *drift.Status
+		e.until("the loop to record the broken revision", time.Minute, func() (bool, error) {
+			st = e.status()
+			return st.FailedRevision == broken, nil
+		})
+		if st.State != drift.StateFailing || !strings.Contains(st.LastError, e.mesh+":14:") {
+			t.Errorf("status for a broken file: state %q, error %q; want failing with the position in %s", st.State, st.LastError, e.mesh)
+		}
+		if st.Revision == broken {
+			t.Errorf("the broken revision %s is recorded as applied", broken)
+		}
+		// Drift is still corrected from the last good render.
+		e.intrude("edited while the file is broken")
+		e.until("linkerd-config's data to be restored", time.Minute, func() (bool, error) {
+			cm, err := e.configMap("linkerd", "linkerd-config")
+			return err == nil && cm.Data["values"] == want.Data["values"], err
+		})
+		after := e.inventoryVersions()
+		for id, rv := range before {
+			if id == "ConfigMap/linkerd/linkerd-config" {
+				continue
+			}
+			if after[id] != rv {
+				t.Errorf("%s changed (resourceVersion %s → %s) while the file was broken", id, rv, after[id])
+			}
+		}
+		if n := scrape(t, r.loop.MetricsAddr, "meshctl_errors_total", `where="render"`); n < 1 {
+			t.Errorf("meshctl_errors_total{where=render} = %v after a broken file", n)
+		}
+		e.write(defaultMesh(t))
+		e.inSync(time.Minute)
+	})
+}
+
+// route reports whether HTTPRoute booksapp/name exists.
+func (e *env) route(name string) (string, bool) {
+	e.t.Helper()
+	raw, err := e.cluster.Client.Discovery().RESTClient().Get().
+		AbsPath("/apis/policy.linkerd.io/v1beta3/namespaces/booksapp/httproutes", name).DoRaw(e.ctx)
+	if apierrors.IsNotFound(err) {
+		return "", false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(raw), true
+}
+
+// inventoryVersions reads every inventoried object's resourceVersion.
+func (e *env) inventoryVersions() map[string]string {
+	e.t.Helper()
+	inv, err := e.client.ReadInventory(e.ctx)
+	if err != nil || inv == nil {
+		e.t.Fatalf("inventory: %v", err)
+	}
+	out := map[string]string{}
+	for _, r := range inv.Objects {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(r.APIVersion)
+		u.SetKind(r.Kind)
+		err := e.client.Kube().Get(e.ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Name}, u)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			e.t.Fatalf("reading %s: %v", r.ID(), err)
+		}
+		out[r.ID()] = u.GetResourceVersion()
+	}
+	return out
+}
+
+// syncBuffer is a log sink tests read while the loop writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serverWrites sums the API server's own count of requests that write,
+// and of those dry-run, leaving out Leases and Events (the API server and
+// leader election renew Leases on their own).
+func serverWrites(t testing.TB, cluster *testcluster.Cluster) (writes, dryRuns float64) {
+	t.Helper()
+	raw, err := cluster.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		if strings.Contains(line, `resource="leases"`) || strings.Contains(line, `resource="events"`) {
+			continue
+		}
+		write := false
+		for _, v := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="APPLY"`, `verb="DELETE"`, `verb="DELETECOLLECTION"`} {
+			write = write || strings.Contains(line, v)
+		}
+		if !write {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		if strings.Contains(line, `dry_run="All"`) {
+			dryRuns += v
+		} else {
+			writes += v
+		}
+	}
+	return writes, dryRuns
+}
+
+func TestNoopResyncWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	r := e.start(drift.Options{Interval: time.Second})
+	e.inSync(3 * time.Minute)
+	resyncs := func() float64 {
+		return scrape(t, r.loop.MetricsAddr, "meshctl_reconciles_total", `trigger="resync"`, `result="success"`)
+	}
+	// One resync first, so that anything the first apply left to settle
+	// has settled.
+	base := resyncs()
+	e.until("a resync", time.Minute, func() (bool, error) { return resyncs() > base, nil })
+	w0, d0 := serverWrites(t, e.cluster)
+	base = resyncs()
+	e.until("three more resyncs", 2*time.Minute, func() (bool, error) { return resyncs() >= base+3, nil })
+	w1, d1 := serverWrites(t, e.cluster)
+	if w1 != w0 || d1 != d0 {
+		t.Errorf("no-op resyncs made %v writes and %v dry-runs on the server, want none", w1-w0, d1-d0)
+	}
+}
+
+func TestDetectModeReportsAndWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	// The mesh is applied first, as a person or CI would with meshctl apply.
+	set, _, err := drift.MeshRenderer(e.client, "test")(e.ctx, e.mesh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Apply(e.ctx, set, apply.Options{Prune: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.start(drift.Options{Mode: drift.Detect, Interval: time.Hour})
+	e.inSync(2 * time.Minute)
+	e.intrude("edited by hand")
+	edited, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *drift.Status
+	e.until("the loop to record the drift", time.Minute, func() (bool, error) {
+		st = e.status()
+		return st.State == drift.StateDrifted && strings.Contains(strings.Join(st.Drifted, ","), "ConfigMap/linkerd/linkerd-config"), nil
+	})
+	if n := scrape(t, r.loop.MetricsAddr, "meshctl_drift_detected_total", `kind="ConfigMap"`); n < 1 {
+		t.Errorf("meshctl_drift_detected_total{kind=ConfigMap} = %v", n)
+	}
+	if n := scrape(t, r.loop.MetricsAddr, "meshctl_drift_corrections_total"); n != 0 {
+		t.Errorf("detect mode corrected %v objects", n)
+	}
+	e.until("a Drifted Event", time.Minute, func() (bool, error) {
+		evs, err := e.cluster.Client.CoreV1().Events(e.client.Namespace()).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "Drifted" && strings.Contains(ev.Message, "linkerd-config") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	now, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.ResourceVersion != edited.ResourceVersion || now.Data["values"] != "edited by hand" {
+		t.Errorf("detect mode wrote linkerd-config: resourceVersion %s → %s", edited.ResourceVersion, now.ResourceVersion)
+	}
+}
+
+// holder is who holds the reconciler's Lease.
+func (e *env) holder() string {
+	l, err := e.cluster.Client.CoordinationV1().Leases(e.client.Namespace()).Get(e.ctx, "meshctl-reconciler", metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+func TestOnlyTheLeaderWrites(t *testing.T) {
+	e := newEnv(t)
+	lease := drift.LeaseOptions{Duration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 300 * time.Millisecond}
+	a := e.start(drift.Options{LeaderElect: true, Lease: lease, Identity: "replica-a", Interval: time.Hour})
+	e.until("replica-a to hold the Lease", time.Minute, func() (bool, error) { return e.holder() == "replica-a", nil })
+	e.inSync(3 * time.Minute)
+	orig, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.start(drift.Options{LeaderElect: true, Lease: lease, Identity: "replica-b", Interval: time.Hour})
+	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusOK {
+		t.Errorf("standby /readyz = %d, want 200", code)
+	}
+
+	e.intrude("edited by hand")
+	e.until("replica-a to correct the edit", time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	})
+	if n := scrape(t, a.loop.MetricsAddr, "meshctl_drift_corrections_total"); n < 1 {
+		t.Errorf("the leader's corrections = %v", n)
+	}
+	if n := scrape(t, b.loop.MetricsAddr, "meshctl_reconciles_total") + scrape(t, b.loop.MetricsAddr, "meshctl_drift_corrections_total"); n != 0 {
+		t.Errorf("the standby reconciled or corrected %v times", n)
+	}
+	if n := scrape(t, b.loop.MetricsAddr, "meshctl_leader"); n != 0 {
+		t.Errorf("standby meshctl_leader = %v", n)
+	}
+
+	a.stop()
+	e.until("replica-b to take the Lease", time.Minute, func() (bool, error) { return e.holder() == "replica-b", nil })
+	e.until("replica-b to lead", time.Minute, func() (bool, error) {
+		return scrape(t, b.loop.MetricsAddr, "meshctl_reconciles_total", `result="success"`) >= 1, nil
+	})
+	e.intrude("edited again")
+	e.until("replica-b to correct the edit", time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	})
+	if n := scrape(t, b.loop.MetricsAddr, "meshctl_drift_corrections_total"); n < 1 {
+		t.Errorf("the new leader's corrections = %v", n)
+	}
+}
+
+func TestLoopRecoversFromAnAPIServerRestart(t *testing.T) {
+	e := newEnv(t)
+	e.start(drift.Options{Interval: time.Hour})
+	e.inSync(3 * time.Minute)
+	orig, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cluster.RestartAPIServer(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.intrude("edited after the restart")
+	e.until("the edit to be corrected after the restart", 2*time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	})
+	if st := e.status(); st.State != drift.StateInSync {
+		t.Errorf("status after the restart: %q (%s)", st.State, st.LastError)
+	}
+}

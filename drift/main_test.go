@@ -1,0 +1,16 @@
+package drift_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+)
+
+// TestMain silences client-go's klog, as the meshctl command does: the
+// loop reports through its own log.
+func TestMain(m *testing.M) {
+	klog.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
