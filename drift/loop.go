@@ -307,8 +307,10 @@ func (l *Loop) lead(ctx context.Context) error {
 	l.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedMaxOfRateLimiter(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[Key](50*time.Millisecond, time.Minute),
-			// A storm of edits is one write per object per dedup, and the
-			// whole queue is held to a steady rate.
+			// The queue holds an object once however often it changes,
+			// so a storm of edits is no storm of writes; failed
+			// corrections back off per object and, together, retry at
+			// most 50 times a second.
 			&workqueue.TypedBucketRateLimiter[Key]{Limiter: rate.NewLimiter(rate.Limit(50), 100)},
 		),
 		workqueue.TypedRateLimitingQueueConfig[Key]{Name: "meshctl-drift"})
