@@ -197,6 +197,9 @@ func (l *Loop) Run(ctx context.Context) error {
 	if l.HealthAddr, err = serve(ctx, l.o.HealthAddr, l.h.handler()); err != nil {
 		return fmt.Errorf("serving health on %s: %w", l.o.HealthAddr, err)
 	}
+	if l.o.LeaderElect {
+		l.h.ready.Store(true) // standing by until it leads
+	}
 	close(l.served)
 	l.events = record.NewBroadcaster(record.WithContext(ctx))
 	l.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: l.kube.CoreV1().Events("")})
@@ -502,6 +505,9 @@ func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 	}
 	l.m.reconciles.WithLabelValues(trigger, "success").Inc()
 	l.unapplied.Store(false)
+	// Ready before the status says so: whoever reads "in sync" there finds
+	// /readyz answering.
+	l.h.ready.Store(true)
 	// Kinds whose CRDs this apply created are watched from now on.
 	if _, err := l.watch.ensure(ctx, all); err != nil && ctx.Err() == nil {
 		l.log.Warn("watching the managed kinds", "error", err.Error())

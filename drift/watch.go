@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -106,8 +105,15 @@ func (w *watcher) ensure(ctx context.Context, objs []*unstructured.Unstructured)
 			w.mu.Unlock()
 			return nil, err
 		}
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { w.changed(kw.gvk, o) },
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			// The initial list is what the full apply that follows ensure
+			// compares anyway: queueing its thousands of objects would
+			// only put real drift behind them.
+			AddFunc: func(o any, initial bool) {
+				if !initial {
+					w.changed(kw.gvk, o)
+				}
+			},
 			UpdateFunc: func(_, o any) { w.changed(kw.gvk, o) },
 			DeleteFunc: func(o any) { w.changed(kw.gvk, o) },
 		})
@@ -130,11 +136,11 @@ func (w *watcher) changed(gvk schema.GroupVersionKind, o any) {
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = d.Obj
 	}
-	u, ok := o.(*unstructured.Unstructured)
+	m, ok := o.(metav1.Object)
 	if !ok {
 		return
 	}
-	w.onChange(Key{gvk.Group, gvk.Kind, u.GetNamespace(), u.GetName()})
+	w.onChange(Key{gvk.Group, gvk.Kind, m.GetNamespace(), m.GetName()})
 }
 
 // Live implements apply.LiveObjects from the caches. An object absent from
@@ -155,8 +161,12 @@ func (w *watcher) Live(gvk schema.GroupVersionKind, namespace, name string) (*un
 	if err != nil || !exists {
 		return nil, false
 	}
-	u, ok := o.(*unstructured.Unstructured)
-	if !ok || u.GetAPIVersion() != gvk.GroupVersion().String() {
+	c, ok := o.(*cached)
+	if !ok {
+		return nil, false
+	}
+	u, err := c.object()
+	if err != nil || u.GetAPIVersion() != gvk.GroupVersion().String() {
 		return nil, false
 	}
 	return u, true
@@ -203,6 +213,9 @@ var onlyReplicas = &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}
 // of a large mesh stay small: status goes, and other managers' field sets
 // shrink to whether they hold spec.replicas. meshctl's own entries stay
 // whole.
+//
+// What is kept is JSON, not the decoded map: a map of a few kilobytes is a
+// few hundred bytes of JSON, and Live decodes the one object asked for.
 func slim(o any) (any, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
@@ -210,9 +223,6 @@ func slim(o any) (any, error) {
 	}
 	delete(u.Object, "status")
 	mfs := u.GetManagedFields()
-	if len(mfs) == 0 {
-		return u, nil
-	}
 	for i := range mfs {
 		mf := &mfs[i]
 		if mf.Manager == apply.FieldManager || mf.FieldsV1 == nil {
@@ -225,26 +235,28 @@ func slim(o any) (any, error) {
 			mf.FieldsV1 = nil
 		}
 	}
-	u.SetManagedFields(mfs)
-	return u, nil
+	if len(mfs) > 0 {
+		u.SetManagedFields(mfs)
+	}
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return &cached{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Namespace: u.GetNamespace()}, raw: raw}, nil
 }
 
-// waitSynced polls until every watched kind's cache is filled.
-func (w *watcher) waitSynced(ctx context.Context) bool {
-	for {
-		w.mu.RLock()
-		all := true
-		for _, kw := range w.kinds {
-			all = all && kw.informer.HasSynced()
-		}
-		w.mu.RUnlock()
-		if all {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(100 * time.Millisecond):
-		}
+// cached is what the informers keep of an object: its name and namespace,
+// for the store's keys, and the slimmed object as JSON.
+type cached struct {
+	metav1.ObjectMeta
+	raw []byte
+}
+
+// object decodes the cached object.
+func (c *cached) object() (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(c.raw); err != nil {
+		return nil, err
 	}
+	return u, nil
 }
