@@ -412,15 +412,19 @@ func establishedInSync(u *unstructured.Unstructured, e Entry, live LiveObjects) 
 // applyShards is how many ApplyAll calls run at once within a stage.
 const applyShards = 4
 
-// applyPhase orders a stage's writes. Roles and ClusterRoles come first,
-// and are finished before anything else starts: RBAC's escalation check
-// lets a non-admin applier bind only permissions that exist. Admission
+// applyPhase orders a stage's writes. Roles, ClusterRoles and
+// ServiceAccounts come first, and are finished before anything else
+// starts: RBAC's escalation check lets a non-admin applier bind only
+// permissions that exist, and a ServiceAccount's token Secret needs it. Admission
 // webhook configurations and APIServices come last, so that they never
 // guard objects of their own stage.
 func applyPhase(u *unstructured.Unstructured) int {
 	gvk := u.GroupVersionKind()
 	switch {
-	case gvk.Group == "rbac.authorization.k8s.io" && (gvk.Kind == "ClusterRole" || gvk.Kind == "Role"):
+	case gvk.Group == "rbac.authorization.k8s.io" && (gvk.Kind == "ClusterRole" || gvk.Kind == "Role"),
+		// A token Secret created before its ServiceAccount is deleted by
+		// the token controller, and the next apply creates it again.
+		gvk.Group == "" && gvk.Kind == "ServiceAccount":
 		return 0
 	case gvk.Kind == "MutatingWebhookConfiguration", gvk.Kind == "ValidatingWebhookConfiguration", gvk.Kind == "APIService":
 		return 2

@@ -158,9 +158,10 @@ func TestInSync(t *testing.T) {
 			mfs[1].FieldsV1 = nil
 			u.SetManagedFields(append(mfs, metav1.ManagedFieldsEntry{Manager: "hpa", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "scale", APIVersion: "apps/v1"}))
 		}},
+		// The server's merge may move it: the server is asked.
 		{name: "another manager's env item", desired: none, live: container(func(c map[string]any) {
 			c["env"] = append(c["env"].([]any), map[string]any{"name": "C", "value": "3"})
-		})},
+		}), want: "spec.template.spec.containers.0.env: live holds items of other managers"},
 		{name: "another manager's label", desired: none, live: setField("metadata", "labels", "team")("payments")},
 
 		{name: "an image changed in live", desired: none, live: container(func(c map[string]any) { c["image"] = "example.invalid/app:2" }),
