@@ -114,7 +114,6 @@ type Loop struct {
 	drifted  map[Key]bool
 	st       Status
 	written  string
-	leading  atomic.Bool
 	// unapplied: the installed render's last full apply failed.
 	unapplied atomic.Bool
 }
@@ -297,11 +296,12 @@ func (l *Loop) ensureNamespace(ctx context.Context) error {
 
 // lead is one term of writing: watch, render, apply, correct, resync.
 func (l *Loop) lead(ctx context.Context) error {
-	l.leading.Store(true)
+	l.h.alive()
+	l.h.leading.Store(true)
 	l.m.leader.Set(1)
 	l.h.ready.Store(false)
 	defer func() {
-		l.leading.Store(false)
+		l.h.leading.Store(false)
 		l.m.leader.Set(0)
 	}()
 	l.mu.Lock()

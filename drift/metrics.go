@@ -98,8 +98,10 @@ type health struct {
 	ready atomic.Bool
 	// beat is the loop's last sign of life (Unix nanoseconds).
 	beat atomic.Int64
-	// stale is how long without a beat makes /healthz fail.
-	stale time.Duration
+	// stale is how long without a beat makes /healthz fail, while leading:
+	// a replica standing by has no loop to beat.
+	stale   time.Duration
+	leading atomic.Bool
 }
 
 func (h *health) alive() { h.beat.Store(time.Now().UnixNano()) }
@@ -107,7 +109,7 @@ func (h *health) alive() { h.beat.Store(time.Now().UnixNano()) }
 func (h *health) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if since := time.Since(time.Unix(0, h.beat.Load())); since > h.stale {
+		if since := time.Since(time.Unix(0, h.beat.Load())); h.leading.Load() && since > h.stale {
 			http.Error(w, "reconcile loop silent for "+since.Round(time.Second).String(), http.StatusServiceUnavailable)
 			return
 		}

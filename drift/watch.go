@@ -181,17 +181,6 @@ func (w *watcher) watches(gk schema.GroupKind) bool {
 	return ok && kw.informer.HasSynced()
 }
 
-// count is the number of objects the caches hold.
-func (w *watcher) count() int {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	n := 0
-	for _, kw := range w.kinds {
-		n += len(kw.informer.GetStore().ListKeys())
-	}
-	return n
-}
-
 func (w *watcher) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
