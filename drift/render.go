@@ -14,8 +14,11 @@ import (
 // A file that does not load or check is an error with its positions, and
 // nothing of it is applied.
 func MeshRenderer(c *apply.Client, version string) Renderer {
+	// Only the services whose text changed since the last render are
+	// evaluated again.
+	var loader schema.Loader
 	return func(ctx context.Context, path string) (apply.Set, []string, error) {
-		m, err := schema.Load(path)
+		m, err := loader.Load(path)
 		if err == nil {
 			err = plan.Check(m)
 		}

@@ -1,6 +1,7 @@
 package generators
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -60,14 +61,25 @@ func BenchmarkLoadBuild1000Services(b *testing.B) { benchLoadBuild(b, benchMesh(
 // BenchmarkBuildProcess times `meshctl build` as a user runs it, a process
 // per run, on generated meshes of 1,000, 4,000 and 10,000 services × 5
 // routes, every route different, each service model "serviceprofile"
-// (testdata/bench). In the same run it times the pure-CUE anchor, `cue
-// export` (v0.17.1) of testdata/bench/anchor.cue, which renders the same
-// ServiceProfiles with comprehensions and a light schema; and, when
-// MESHCTL_BEFORE names a meshctl binary from before issue 12, that binary
-// (on the mesh without model fields, which it predates). The tools run
-// interleaved, buildRuns times each; the benchmark reports each one's
-// minimum and median wall time and its largest peak RSS, and logs a table.
-// It runs once (-benchtime 1x), as `make bench` does.
+// (testdata/bench). meshctl runs three ways:
+//
+//   - cold: MESHCTL_CACHE=off, every service evaluated (a first run, or CI
+//     without a kept cache);
+//   - warm: the cache directory filled by the warm-up run of the same file
+//     (a run on a mesh that did not change, such as a second diff);
+//   - 1 edited: the cache filled from the file, and every run on the same
+//     file with one service's port changed to a value no run used before,
+//     so that every run evaluates exactly one service (the edit-and-diff
+//     loop).
+//
+// In the same run it times the pure-CUE anchor, `cue export` (v0.17.1) of
+// testdata/bench/anchor.cue, which renders the same ServiceProfiles with
+// comprehensions and a light schema; and, when MESHCTL_BEFORE names a
+// meshctl binary from before issue 12, that binary (on the mesh without
+// model fields, which it predates). The tools run interleaved, buildRuns
+// times each; the benchmark reports each one's minimum and median wall
+// time and its largest peak RSS, and logs a table. It runs once
+// (-benchtime 1x), as `make bench` does.
 func BenchmarkBuildProcess(b *testing.B) {
 	dir := b.TempDir()
 	meshctl := filepath.Join(dir, "meshctl")
@@ -94,28 +106,58 @@ func BenchmarkBuildProcess(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		src, err := os.ReadFile(mesh)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// edited writes the mesh to one path, the file a user edits: as
+		// generated for the warm-up (run -1), and with service 0's port
+		// changed to a new value for each run after it.
+		editedPath := filepath.Join(dir, fmt.Sprintf("mesh-%d-edited.cue", n))
+		edited := func(b *testing.B, run int) string {
+			changed := src
+			if run >= 0 {
+				changed = bytes.Replace(src, []byte("port:  8000\n"), []byte(fmt.Sprintf("port:  %d\n", 20000+run)), 1)
+				if bytes.Equal(changed, src) {
+					b.Fatal("testdata/bench no longer writes service 0 with port:  8000")
+				}
+			}
+			if err := os.WriteFile(editedPath, changed, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			return editedPath
+		}
+		warm, edit := filepath.Join(dir, fmt.Sprintf("cache-warm-%d", n)), filepath.Join(dir, fmt.Sprintf("cache-edit-%d", n))
 		type tool struct {
 			name string
-			args []string
+			env  []string
+			args func(b *testing.B, run int) []string
+		}
+		fixed := func(args ...string) func(*testing.B, int) []string {
+			return func(*testing.B, int) []string { return args }
 		}
 		tools := []tool{
-			{"meshctl", []string{meshctl, "build", mesh}},
-			{"cue export (anchor)", []string{cue, "export", "../testdata/bench/anchor.cue", mesh, "-e", "objects", "--out", "yaml"}},
+			{"meshctl, cold", []string{"MESHCTL_CACHE=off"}, fixed(meshctl, "build", mesh)},
+			{"meshctl, warm", []string{"MESHCTL_CACHE=" + warm}, fixed(meshctl, "build", mesh)},
+			{"meshctl, 1 edited", []string{"MESHCTL_CACHE=" + edit}, func(b *testing.B, run int) []string {
+				return []string{meshctl, "build", edited(b, run)}
+			}},
+			{"cue export (anchor)", nil, fixed(cue, "export", "../testdata/bench/anchor.cue", mesh, "-e", "objects", "--out", "yaml")},
 		}
 		if before != "" {
-			tools = append(tools, tool{"meshctl before", []string{before, "build", oldMesh}})
+			tools = append(tools, tool{"meshctl before", nil, fixed(before, "build", oldMesh)})
 		}
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			results := make([][]procRun, len(tools))
 			for _, t := range tools { // warm-up, and a check of what each renders
-				r := runProc(b, t.args)
+				r := runProc(b, t.env, t.args(b, -1))
 				if got := strings.Count(r.out, "kind: ServiceProfile\n"); got < n {
 					b.Fatalf("%s rendered %d ServiceProfiles, want %d", t.name, got, n)
 				}
 			}
-			for range runs {
+			for run := range runs {
 				for i, t := range tools {
-					results[i] = append(results[i], runProc(b, t.args))
+					results[i] = append(results[i], runProc(b, t.env, t.args(b, run)))
 				}
 			}
 			medians := map[string]time.Duration{}
@@ -131,15 +173,16 @@ func BenchmarkBuildProcess(b *testing.B) {
 				slices.Sort(cpus)
 				med := walls[len(walls)/2]
 				medians[t.name] = med
-				metric := strings.ReplaceAll(strings.Fields(t.name)[0]+strings.Join(strings.Fields(t.name)[1:], ""), "(", "")
-				metric = strings.ReplaceAll(metric, ")", "")
+				metric := strings.NewReplacer("(", "", ")", "", ",", "", " ", "-").Replace(t.name)
 				b.ReportMetric(walls[0].Seconds(), metric+"-min-s")
 				b.ReportMetric(med.Seconds(), metric+"-median-s")
 				b.ReportMetric(float64(rss)/(1<<20), metric+"-peak-MB")
 				b.Logf("%s: wall %v, cpu %v, peak RSS %d MB", t.name, walls, cpus, rss>>20)
 				fmt.Fprintf(&table, "| %d × 5 | %s | %.2f s / %.2f s | %d MB | %.2f s |\n", n, t.name, walls[0].Seconds(), med.Seconds(), rss>>20, cpus[len(cpus)/2].Seconds())
 			}
-			b.ReportMetric(float64(medians["cue export (anchor)"])/float64(medians["meshctl"]), "anchor/meshctl")
+			for _, mode := range []string{"cold", "warm", "1 edited"} {
+				b.ReportMetric(float64(medians["cue export (anchor)"])/float64(medians["meshctl, "+mode]), "anchor/meshctl-"+strings.ReplaceAll(mode, " ", "-"))
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -154,9 +197,10 @@ type procRun struct {
 
 // runProc runs a command and measures it: wall time, CPU and peak RSS of
 // the process, from its rusage.
-func runProc(b *testing.B, args []string) procRun {
+func runProc(b *testing.B, env, args []string) procRun {
 	b.Helper()
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -1,11 +1,10 @@
 package generators
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-
-	"sigs.k8s.io/yaml"
 )
 
 // Encode writes objects as a multi-document YAML stream ("yaml") or as a
@@ -24,16 +23,16 @@ func Encode(w io.Writer, objs []Object, format string) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	case "yaml":
+		bw := bufio.NewWriterSize(w, 64<<10)
 		for _, o := range objs {
-			b, err := yaml.Marshal(o.Object.Object)
+			b, err := marshalYAML(o.Object.Object)
 			if err != nil {
 				return fmt.Errorf("%s: %w", o.ID(), err)
 			}
-			if _, err := fmt.Fprintf(w, "---\n%s", b); err != nil {
-				return err
-			}
+			bw.WriteString("---\n")
+			bw.Write(b)
 		}
-		return nil
+		return bw.Flush()
 	}
 	return fmt.Errorf("unknown output format %q: use yaml or json", format)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -467,30 +468,68 @@ var schemaSplittable = sync.OnceValue(func() bool {
 // the same text always gives the same service. A Loader is safe for
 // concurrent use. The meshes it returns share the remembered services' slices
 // and maps: treat them as read-only, as the generators do.
+//
+// With CacheDir set, the memory is also kept on disk (see cache.go), for the
+// next process: it then holds every entry that validated in the last
+// cacheDays days, not just the last load's.
 type Loader struct {
-	memo memo
+	// CacheDir is the directory of the on-disk memory; empty for none.
+	CacheDir string
+
+	memo      memo
+	cacheFile string // set by the first load
+	cacheRead sync.Once
 }
 
-// Load is Load, with the Loader's memory of valid services.
+// Load is Load, with the Loader's memory of valid services. The on-disk
+// memory, if any, is the one of the first path the Loader loads.
 func (l *Loader) Load(path string) (*Mesh, error) {
 	srcs, err := ReadSources(path)
 	if err != nil {
 		return nil, err
 	}
-	return l.LoadSources(srcs...)
+	return l.load(path, srcs)
 }
 
-// LoadSources is LoadSources, with the Loader's memory of valid services.
+// LoadSources is LoadSources, with the Loader's memory of valid services
+// (its on-disk memory is named "mesh.cue" if this is its first load).
 func (l *Loader) LoadSources(srcs ...Source) (*Mesh, error) {
-	return loadMesh(srcs, &l.memo)
+	return l.load(DefaultPath, srcs)
+}
+
+func (l *Loader) load(path string, srcs []Source) (*Mesh, error) {
+	if l.CacheDir == "" {
+		return loadMesh(srcs, &l.memo)
+	}
+	l.cacheRead.Do(func() {
+		l.cacheFile = filepath.Join(l.CacheDir, cacheFileName(path))
+		l.memo.keepDays = cacheDays
+		readCache(l.cacheFile, &l.memo)
+	})
+	m, err := loadMesh(srcs, &l.memo)
+	writeCache(l.cacheFile, &l.memo)
+	return m, err
 }
 
 // memo maps the hash of a service entry's text to its validated value.
 type memo struct {
 	mu       sync.Mutex
-	services map[[sha256.Size]byte]Service
+	services map[[sha256.Size]byte]memoEntry
+	// keepDays is 0 to remember only the last load's valid entries, or the
+	// number of days an entry unused is kept (the on-disk memory).
+	keepDays int64
+	// dirty says services changed since the on-disk copy was read or
+	// written.
+	dirty bool
 	// evaluated counts the entries the last load evaluated (for tests).
 	evaluated int
+}
+
+// memoEntry is a validated service and the day (Unix time / 86,400) it was
+// last loaded.
+type memoEntry struct {
+	Service Service `json:"service"`
+	Used    int64   `json:"used"`
 }
 
 // evalServices validates each entry against the schema's services field and
@@ -505,7 +544,7 @@ func evalServices(entries []*serviceEntry, srcs []Source, mm *memo) (map[string]
 	for _, s := range srcs {
 		data[s.Name] = s.Data
 	}
-	var known map[[sha256.Size]byte]Service
+	var known map[[sha256.Size]byte]memoEntry
 	if mm != nil {
 		mm.mu.Lock()
 		known = mm.services
@@ -526,8 +565,8 @@ func evalServices(entries []*serviceEntry, srcs []Source, mm *memo) (map[string]
 		}
 		h.Sum(e.hash[:0])
 		if known != nil {
-			if svc, ok := known[e.hash]; ok {
-				out[i] = svc
+			if me, ok := known[e.hash]; ok {
+				out[i] = me.Service
 				continue
 			}
 		}
@@ -571,20 +610,50 @@ func evalServices(entries []*serviceEntry, srcs []Source, mm *memo) (map[string]
 		services[e.key] = out[i]
 	}
 	if mm != nil {
-		valid := make(map[[sha256.Size]byte]Service, len(entries))
-		for i, e := range entries {
-			if errs[i] == nil {
-				valid[e.hash] = out[i]
-			}
-		}
-		mm.mu.Lock()
-		mm.services, mm.evaluated = valid, len(todo)
-		mm.mu.Unlock()
+		mm.remember(entries, out, errs, len(todo), time.Now().Unix()/86400)
 	}
 	if all != nil {
 		return nil, all
 	}
 	return services, nil
+}
+
+// remember records a load's valid entries as used today, and forgets what
+// the memo's policy says to: entries not in this load, or (on disk) entries
+// unused for keepDays days, and the oldest beyond maxCacheEntries.
+func (mm *memo) remember(entries []*serviceEntry, out []Service, errs []error, evaluated int, today int64) {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	next := make(map[[sha256.Size]byte]memoEntry, len(entries))
+	if mm.keepDays > 0 {
+		for h, me := range mm.services {
+			if today-me.Used <= mm.keepDays {
+				next[h] = me
+			} else {
+				mm.dirty = true
+			}
+		}
+	}
+	for i, e := range entries {
+		if errs[i] != nil {
+			continue
+		}
+		if old, ok := next[e.hash]; !ok || old.Used != today {
+			mm.dirty = true
+		}
+		next[e.hash] = memoEntry{Service: out[i], Used: today}
+	}
+	if mm.keepDays > 0 && len(next) > maxCacheEntries {
+		byAge := make([][sha256.Size]byte, 0, len(next))
+		for h := range next {
+			byAge = append(byAge, h)
+		}
+		sort.Slice(byAge, func(i, j int) bool { return next[byAge[i]].Used < next[byAge[j]].Used })
+		for _, h := range byAge[:len(next)-maxCacheEntries] {
+			delete(next, h)
+		}
+	}
+	mm.services, mm.evaluated = next, evaluated
 }
 
 // evalService unifies one entry with the schema's services field (its

@@ -26,10 +26,16 @@ func loadWhole(srcs ...Source) (*Mesh, error) {
 	return &m, nil
 }
 
-// TestSplitLoadMatchesWhole loads every input meshctl has, and services
-// written to fail in each way the schema knows, both per service and as one
-// value: the meshes and the error text must be the same.
-func TestSplitLoadMatchesWhole(t *testing.T) {
+// loadCase is one input of the loader's equivalence tests.
+type loadCase struct {
+	name string
+	srcs []Source
+}
+
+// loadCases is every input meshctl has, and services written to fail in
+// each way the schema knows.
+func loadCases(t *testing.T) []loadCase {
+	t.Helper()
 	inputs := map[string]string{
 		"services": `services: {
 	"shop/cart": {model: "serviceprofile", port: 8080, routes: [{name: "a", pathRegex: "/a", timeout: "1s", responseClasses: [{condition: status: min: 500}]}], retryBudget: {}}
@@ -54,15 +60,9 @@ controlPlane: replicas: 0
 `,
 		"errors in two files": "",
 	}
-	var cases []struct {
-		name string
-		srcs []Source
-	}
+	var cases []loadCase
 	add := func(name string, srcs ...Source) {
-		cases = append(cases, struct {
-			name string
-			srcs []Source
-		}{name, srcs})
+		cases = append(cases, loadCase{name, srcs})
 	}
 	for name, src := range inputs {
 		if src != "" {
@@ -93,6 +93,13 @@ services: "shop/b": split: {a: 1}`)})
 		}
 		add(f, Source{Name: filepath.Base(f), Data: data})
 	}
+	return cases
+}
+
+// TestSplitLoadMatchesWhole loads every input of loadCases both per
+// service and as one value: the meshes and the error text must be the same.
+func TestSplitLoadMatchesWhole(t *testing.T) {
+	cases := loadCases(t)
 	split := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -306,7 +306,7 @@ func offlineDiffClusters(m *schema.Mesh, path string, f *diffFlags) ([]clusterDi
 			return nil, err
 		}
 	}
-	old, err := schema.Load(base)
+	old, err := meshLoader().Load(base)
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", base, err)
 	}

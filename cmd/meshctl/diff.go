@@ -161,7 +161,7 @@ func offlineDiff(m *schema.Mesh, path, base, baseRev string) (*apply.DiffResult,
 			return nil, err
 		}
 	}
-	old, err := schema.Load(base)
+	old, err := meshLoader().Load(base)
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", base, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -51,7 +52,7 @@ func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
 // on the strength of a mesh that cannot render. It prints the problem, one
 // line each, and reports whether the mesh is good.
 func loadMesh(path string, stderr io.Writer) (*schema.Mesh, bool) {
-	m, err := schema.Load(path)
+	m, err := meshLoader().Load(path)
 	if err == nil {
 		err = plan.Check(m)
 	}
@@ -61,6 +62,14 @@ func loadMesh(path string, stderr io.Writer) (*schema.Mesh, bool) {
 	}
 	return m, true
 }
+
+// meshLoader is the process's loader of mesh files. It remembers the
+// service entries that validated, in memory and in schema.CacheDir(), so
+// that a run on a file with few changes evaluates only those (a base and a
+// head of a diff share it too).
+var meshLoader = sync.OnceValue(func() *schema.Loader {
+	return &schema.Loader{CacheDir: schema.CacheDir()}
+})
 
 // reportLoadError prints a load failure; any failure to read or validate the
 // mesh is exit code 1, so nothing is rendered from a broken file.
