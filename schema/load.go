@@ -172,11 +172,22 @@ func evaluate(files []*ast.File, pkg string, srcs []Source) (cue.Value, error) {
 // core. The constraints, defaults and error messages are the schema's; only
 // the order of evaluation changes. Anything else takes the whole-file path.
 func loadMesh(srcs []Source, memo *memo) (*Mesh, error) {
-	files, pkg, err := parseSources(srcs)
-	if err != nil {
-		return nil, err
+	var (
+		files, rest []*ast.File
+		pkg         string
+		entries     []*serviceEntry
+		ok          bool
+		err         error
+	)
+	if memo.holdsServices() {
+		rest, pkg, entries, ok = scanSplit(srcs, memo)
 	}
-	rest, entries, ok := splitServices(files)
+	if !ok || len(entries) == 0 {
+		if files, pkg, err = parseSources(srcs); err != nil {
+			return nil, err
+		}
+		rest, entries, ok = splitServices(files)
+	}
 	if !ok || len(entries) == 0 || !schemaSplittable() {
 		v, err := evaluate(files, pkg, srcs)
 		if err != nil {
@@ -249,8 +260,10 @@ func decodeMesh(v cue.Value, m *Mesh) error {
 // hash of their source text, for the memo.
 type serviceEntry struct {
 	key    string
-	fields []*ast.Field
+	fields []*ast.Field // nil for an entry scanSplit found in the memo
 	hash   [sha256.Size]byte
+	hashed bool     // hash is set (scanSplit)
+	cached *Service // what the memo held for it when scanSplit looked
 }
 
 // splitServices takes the entries of the top-level services field out of
@@ -525,6 +538,17 @@ type memo struct {
 	evaluated int
 }
 
+// holdsServices reports whether the memo remembers any service (a nil memo
+// does not).
+func (mm *memo) holdsServices() bool {
+	if mm == nil {
+		return false
+	}
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	return len(mm.services) > 0
+}
+
 // memoEntry is a validated service and the day (Unix time / 86,400) it was
 // last loaded.
 type memoEntry struct {
@@ -554,16 +578,22 @@ func evalServices(entries []*serviceEntry, srcs []Source, mm *memo) (map[string]
 	errs := make([]error, len(entries))
 	todo := make([]int, 0, len(entries))
 	for i, e := range entries {
-		h := sha256.New()
-		h.Write([]byte(e.key))
-		for _, f := range e.fields {
-			start, end := f.Value.Pos(), f.Value.End()
-			h.Write([]byte{0})
-			if b := data[start.Filename()]; start.IsValid() && end.IsValid() && end.Offset() <= len(b) {
-				h.Write(b[start.Offset():end.Offset()])
+		if !e.hashed {
+			texts := make([][]byte, 0, len(e.fields))
+			for _, f := range e.fields {
+				start, end := f.Value.Pos(), f.Value.End()
+				var text []byte
+				if b := data[start.Filename()]; start.IsValid() && end.IsValid() && end.Offset() <= len(b) {
+					text = b[start.Offset():end.Offset()]
+				}
+				texts = append(texts, text)
 			}
+			e.hash, e.hashed = entryHash(e.key, texts), true
 		}
-		h.Sum(e.hash[:0])
+		if e.cached != nil {
+			out[i] = *e.cached
+			continue
+		}
 		if known != nil {
 			if me, ok := known[e.hash]; ok {
 				out[i] = me.Service
