@@ -3,6 +3,7 @@
 package schema
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"fmt"
@@ -171,6 +172,8 @@ func evaluate(files []*ast.File, pkg string, srcs []Source) (cue.Value, error) {
 // is unified with the schema's compiled services field on its own, on every
 // core. The constraints, defaults and error messages are the schema's; only
 // the order of evaluation changes. Anything else takes the whole-file path.
+// With a memo that holds services, the file is first scanned rather than
+// parsed (scanSplit), so that remembered entries are not parsed either.
 func loadMesh(srcs []Source, memo *memo) (*Mesh, error) {
 	var (
 		files, rest []*ast.File
@@ -179,7 +182,7 @@ func loadMesh(srcs []Source, memo *memo) (*Mesh, error) {
 		ok          bool
 		err         error
 	)
-	if memo.holdsServices() {
+	if memo.holdsServices() && schemaSplittable() {
 		rest, pkg, entries, ok = scanSplit(srcs, memo)
 	}
 	if !ok || len(entries) == 0 {
@@ -511,7 +514,7 @@ func (l *Loader) LoadSources(srcs ...Source) (*Mesh, error) {
 }
 
 func (l *Loader) load(path string, srcs []Source) (*Mesh, error) {
-	if l.CacheDir == "" {
+	if l.CacheDir == "" || !mentionsServices(srcs) {
 		return loadMesh(srcs, &l.memo)
 	}
 	l.cacheRead.Do(func() {
@@ -522,6 +525,17 @@ func (l *Loader) load(path string, srcs []Source) (*Mesh, error) {
 	m, err := loadMesh(srcs, &l.memo)
 	writeCache(l.cacheFile, &l.memo)
 	return m, err
+}
+
+// mentionsServices reports whether any source has the word services: one
+// without has no service to remember, and the on-disk memory is not read.
+func mentionsServices(srcs []Source) bool {
+	for _, s := range srcs {
+		if bytes.Contains(s.Data, []byte("services")) {
+			return true
+		}
+	}
+	return false
 }
 
 // memo maps the hash of a service entry's text to its validated value.
