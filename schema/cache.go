@@ -56,7 +56,8 @@ func cacheFileName(path string) string {
 
 // CacheDir is the directory meshctl keeps its memory of validated services
 // in: $MESHCTL_CACHE if set, "" (no cache) if that is "off", and otherwise
-// meshctl/ under the user's cache directory ($XDG_CACHE_HOME or ~/.cache).
+// meshctl/services/ under the user's cache directory ($XDG_CACHE_HOME or
+// ~/.cache).
 func CacheDir() string {
 	switch v := os.Getenv("MESHCTL_CACHE"); v {
 	case "off":
@@ -66,7 +67,7 @@ func CacheDir() string {
 		if err != nil {
 			return ""
 		}
-		return filepath.Join(d, "meshctl")
+		return filepath.Join(d, "meshctl", "services")
 	default:
 		return v
 	}

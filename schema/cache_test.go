@@ -227,7 +227,7 @@ func TestCacheDir(t *testing.T) {
 	}
 	t.Setenv("MESHCTL_CACHE", "")
 	t.Setenv("XDG_CACHE_HOME", "/xdg")
-	if d := CacheDir(); d != "/xdg/meshctl" {
+	if d := CacheDir(); d != "/xdg/meshctl/services" {
 		t.Errorf("XDG_CACHE_HOME=/xdg: %q", d)
 	}
 }

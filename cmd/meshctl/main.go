@@ -63,9 +63,10 @@ PATH is a .cue file or a directory of them; it defaults to ./mesh.cue.
 Run 'meshctl <command> --help' for a command's flags and examples.
 
 meshctl remembers the services of mesh.cue that validated, by the hash of
-their text, in $MESHCTL_CACHE (default: meshctl/ under $XDG_CACHE_HOME or
-~/.cache), so that a run evaluates only the services that changed since the
-last one. MESHCTL_CACHE=off turns it off; deleting the directory is safe.`,
+their text, in $MESHCTL_CACHE (default: meshctl/services/ under
+$XDG_CACHE_HOME or ~/.cache), so that a run evaluates only the services that
+changed since the last one. MESHCTL_CACHE=off turns it off; deleting the
+directory is safe.`,
 		Example: `  # Check, render, compare and apply ./mesh.cue
   meshctl vet
   meshctl build | head
