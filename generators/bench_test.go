@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -155,14 +154,14 @@ func BenchmarkBuildProcess(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			results := make([][]procRun, len(tools))
 			for _, t := range tools { // warm-up, and a check of what each renders
-				r := runProc(b, t.env, t.args(b, -1))
+				r := runProc(b, t.env, t.args(b, -1), true)
 				if got := strings.Count(r.out, "kind: ServiceProfile\n"); got < n && !strings.HasSuffix(t.name, "(data only)") {
 					b.Fatalf("%s rendered %d ServiceProfiles, want %d", t.name, got, n)
 				}
 			}
 			for run := range runs {
 				for i, t := range tools {
-					results[i] = append(results[i], runProc(b, t.env, t.args(b, run)))
+					results[i] = append(results[i], runProc(b, t.env, t.args(b, run), false))
 				}
 			}
 			medians := map[string]time.Duration{}
@@ -195,31 +194,51 @@ func BenchmarkBuildProcess(b *testing.B) {
 }
 
 type procRun struct {
-	out       string
+	out       string // stdout, when asked for
 	wall, cpu time.Duration
 	maxRSS    int64 // bytes
 }
 
-// runProc runs a command and measures it: wall time, CPU and peak RSS of
-// the process, from its rusage.
-func runProc(b *testing.B, env, args []string) procRun {
+// timeBin measures each run: GNU time reports the child's own peak RSS. A
+// child's rusage from wait4 does not: Go starts it sharing the test
+// process's memory (vfork), and Linux carries that memory's high-water
+// mark into the child's maxrss, so every child of a test holding a few
+// hundred MB would report at least that.
+const timeBin = "/usr/bin/time"
+
+// runProc runs a command under GNU time and measures it: wall time, and
+// the CPU (user+sys) and peak RSS of the command itself. keepOut keeps its
+// stdout (the warm-up's check); timed runs discard it, so that the test
+// process stays small.
+func runProc(b *testing.B, env, args []string, keepOut bool) procRun {
 	b.Helper()
-	cmd := exec.Command(args[0], args[1:]...)
+	if _, err := os.Stat(timeBin); err != nil {
+		b.Fatalf("the process benchmarks measure with GNU time: %v (apt-get install time)", err)
+	}
+	cmd := exec.Command(timeBin, append([]string{"-f", "\nBENCHRUSAGE %U %S %M"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stderr = &stderr
+	if keepOut {
+		cmd.Stdout = &stdout
+	}
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
 		b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	var user, sys float64
+	var rssKiB int64
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if _, err := fmt.Sscanf(lines[len(lines)-1], "BENCHRUSAGE %f %f %d", &user, &sys, &rssKiB); err != nil {
+		b.Fatalf("%s: no rusage from %s: %v\n%s", strings.Join(args, " "), timeBin, err, stderr.String())
+	}
 	return procRun{
 		out:    stdout.String(),
 		wall:   wall,
-		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		maxRSS: ru.Maxrss << 10, // Linux reports KiB
+		cpu:    time.Duration((user + sys) * float64(time.Second)),
+		maxRSS: rssKiB << 10,
 	}
 }
 
