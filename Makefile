@@ -50,8 +50,10 @@ bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figu
 	$(GO) test -run '^$$' -bench '^BenchmarkDrift$$' -benchtime 1x -timeout 60m ./drift
 	$(GO) test -run '^$$' -bench '^BenchmarkBuildProcess$$' -benchtime 1x -timeout 60m ./generators
 
-fuzz: ## Fuzz the loader for a minute
+fuzz: ## Fuzz the loader for a minute, the scan of services and the YAML writer for 30 s each
 	$(GO) test ./schema -run '^$$' -fuzz FuzzLoad -fuzztime 60s
+	$(GO) test ./schema -run '^$$' -fuzz FuzzScanSplit -fuzztime 30s
+	$(GO) test ./generators -run '^$$' -fuzz FuzzFastYAML -fuzztime 30s
 
 cue-vet: ## Vet the examples with the upstream cue command
 	$(GO) install cuelang.org/go/cmd/cue@v0.17.1
