@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,6 +39,25 @@ func (e *env) serverSays(s apply.Set) map[string]apply.Action {
 		e.t.Fatalf("the server dry-ran %d of %d objects", d.DryRuns, s.Count())
 	}
 	return diffActions(d)
+}
+
+// deleteAndWait deletes u's live object and waits until it is gone.
+func (e *env) deleteAndWait(u *unstructured.Unstructured) {
+	e.t.Helper()
+	if err := e.kube.Delete(e.ctx, u.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
+		e.t.Fatal(err)
+	}
+	for {
+		_, err := e.get(u.GetAPIVersion(), u.GetKind(), u.GetNamespace(), u.GetName())
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatalf("%s is not gone: %v", apply.ID(u), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // inSync reads u back and returns InSync's verdict on it, and why not.
@@ -225,6 +246,11 @@ func TestInSyncAgreesWithServerDryRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.t = t
+			// Each case starts from a target meshctl alone has written:
+			// what earlier cases' managers left in a list would otherwise
+			// make the server's dry-run answer either way (see the last
+			// case).
+			e.deleteAndWait(tc.target)
 			if res := e.apply(s, apply.Options{}); res.Summary[apply.Unchanged]+res.Summary[apply.Created] == 0 {
 				t.Fatalf("apply: %v", res.Summary)
 			}
