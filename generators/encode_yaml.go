@@ -1,7 +1,6 @@
 package generators
 
 import (
-	"bytes"
 	"errors"
 	"maps"
 	"math"
@@ -229,7 +228,7 @@ func appendIndent(b []byte, n int) []byte {
 // plainKey reports whether go-yaml writes k as a plain mapping key: a
 // one-line ASCII string it would write plain anywhere.
 func plainKey(k string) bool {
-	return len(k) <= 128 && plainString(k) && !bytes.ContainsRune([]byte(k), ' ')
+	return len(k) <= 128 && plainString(k) && !strings.Contains(k, " ")
 }
 
 // plainValue reports whether go-yaml writes s plain, on one line, when s
@@ -239,7 +238,7 @@ func plainValue(s string, col int) bool {
 	if !plainString(s) {
 		return false
 	}
-	return col+len(s) <= yamlWidth || !bytes.ContainsRune([]byte(s), ' ')
+	return col+len(s) <= yamlWidth || !strings.Contains(s, " ")
 }
 
 // plainString is a conservative reading of go-yaml v2's choice of the plain
@@ -275,7 +274,7 @@ func plainString(s string) bool {
 		return false
 	}
 	switch c := s[0]; {
-	case bytes.IndexByte([]byte("#,[]{}&*!|>'\"%@`?:"), c) >= 0:
+	case strings.IndexByte("#,[]{}&*!|>'\"%@`?:", c) >= 0:
 		return false
 	case c == '-' || c == '+':
 		// "-flag" and "--flag": a sign and a letter is no number.

@@ -18,16 +18,13 @@ import (
 // services × 5 routes; its scanner a fifth of that). scanSplit finds the
 // service entries with the scanner alone and parses only what it must: the
 // file with its services declarations blanked out (spaces, newlines kept,
-// so that every position in it is the user's), and, in place, the entries
-// the memo does not hold. The result is what parseSources and
-// splitServices give, entry hashes included (TestScanSplitMatchesParse);
+// so that every position in it is the user's), and, in place and in one
+// parse per file, the entries the memo does not hold. The result is what
+// parseSources and splitServices give, entry hashes included
+// (TestScanSplit, TestScanSplitCorpus, FuzzScanSplit);
 // any input it is not sure of (a syntax error, services written other than
 // as `services: {KEY: {...}, ...}` or `services: KEY: {...}`) it leaves to
 // them.
-
-// maxScanParsed is how many entries scanSplit parses one by one before a
-// whole parse is cheaper.
-const maxScanParsed = 32
 
 // scannedField is one field of a services entry found by scanning:
 // `KEY: {...}`, from the key to the closing brace.
@@ -85,9 +82,6 @@ func scanSplit(srcs []Source, mm *memo) (rest []*ast.File, pkg string, entries [
 			missing = append(missing, e)
 		}
 	}
-	if len(missing) > maxScanParsed {
-		return nil, "", nil, false
-	}
 
 	rest, pkg, err := parseSources(blanked)
 	if err != nil {
@@ -97,13 +91,17 @@ func scanSplit(srcs []Source, mm *memo) (rest []*ast.File, pkg string, entries [
 	if _, restEntries, ok := splitServices(rest); !ok || len(restEntries) > 0 {
 		return nil, "", nil, false
 	}
+	var toParse []scannedField
+	for _, e := range missing {
+		toParse = append(toParse, fieldsOf[e]...)
+	}
+	parsed, ok := parseScannedFields(srcs, toParse)
+	if !ok {
+		return nil, "", nil, false
+	}
 	for _, e := range missing {
 		for _, f := range fieldsOf[e] {
-			field, ok := parseScannedField(srcs[f.src], f)
-			if !ok {
-				return nil, "", nil, false
-			}
-			e.fields = append(e.fields, field)
+			e.fields = append(e.fields, parsed[f])
 		}
 	}
 	return rest, pkg, entries, true
@@ -142,29 +140,51 @@ func scannedKey(src []byte, f scannedField) (string, bool) {
 	return "", false
 }
 
-// parseScannedField parses one entry field where it stands: the source with
-// everything else blanked, so that its positions are the user's.
-func parseScannedField(s Source, f scannedField) (*ast.Field, bool) {
-	keep := make([]byte, len(s.Data))
-	for i, c := range s.Data {
-		if i >= f.start && i < f.valueEnd || c == '\n' || c == '\r' {
-			keep[i] = c
-		} else {
-			keep[i] = ' '
+// parseScannedFields parses entry fields where they stand: each source
+// they are in, parsed once with everything but those fields blanked (and a
+// comma after each, where the blank would otherwise join two on one line),
+// so that their positions are the user's.
+func parseScannedFields(srcs []Source, fields []scannedField) (map[scannedField]*ast.Field, bool) {
+	bySrc := map[int][]scannedField{}
+	for _, f := range fields {
+		bySrc[f.src] = append(bySrc[f.src], f)
+	}
+	out := make(map[scannedField]*ast.Field, len(fields))
+	for i, fs := range bySrc {
+		s := srcs[i]
+		keep := make([]byte, len(s.Data))
+		for j, c := range s.Data {
+			if c == '\n' || c == '\r' {
+				keep[j] = c
+			} else {
+				keep[j] = ' '
+			}
+		}
+		at := map[int]scannedField{}
+		for _, f := range fs {
+			copy(keep[f.start:f.valueEnd], s.Data[f.start:f.valueEnd])
+			if f.valueEnd < len(keep) && keep[f.valueEnd] == ' ' {
+				keep[f.valueEnd] = ','
+			}
+			at[f.start] = f
+		}
+		file, err := parser.ParseFile(s.Name, keep, parser.ParseComments)
+		if err != nil || len(file.Decls) != len(fs) {
+			return nil, false
+		}
+		for _, d := range file.Decls {
+			field, ok := d.(*ast.Field)
+			if !ok || !isData(field.Value) {
+				return nil, false
+			}
+			f, ok := at[field.Pos().Offset()]
+			if _, isKey := entryKey(field); !ok || !isKey {
+				return nil, false
+			}
+			out[f] = field
 		}
 	}
-	file, err := parser.ParseFile(s.Name, keep, parser.ParseComments)
-	if err != nil || len(file.Decls) != 1 {
-		return nil, false
-	}
-	field, ok := file.Decls[0].(*ast.Field)
-	if !ok || !isData(field.Value) {
-		return nil, false
-	}
-	if _, ok := entryKey(field); !ok {
-		return nil, false
-	}
-	return field, true
+	return out, true
 }
 
 // blank returns src with the byte ranges replaced by spaces, newlines kept.

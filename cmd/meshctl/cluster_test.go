@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MESHCTL_TEST_MAIN") == "1" {
 		main()
 	}
+	// The cache of validated services is the tests' own, not the
+	// user's (schema.CacheDir); the commands still go through it.
+	if os.Getenv("MESHCTL_CACHE") == "" {
+		os.Setenv("MESHCTL_CACHE", filepath.Join(os.TempDir(), "meshctl-cmd-test-cache"))
+	}
 	testcluster.Main(m, &shared)
 }
 
