@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,7 @@ type outcome struct {
 	code           int
 	stdout, stderr string
 	took           time.Duration
+	cpu            time.Duration // the process's own, user and system
 }
 
 // run runs a command and times it, process start included. An exit code
@@ -97,6 +99,9 @@ func run(b *testing.B, env []string, name string, args ...string) outcome {
 	began := time.Now()
 	err := cmd.Run()
 	o := outcome{took: time.Since(began), stdout: stdout.String(), stderr: stderr.String()}
+	if cmd.ProcessState != nil {
+		o.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		o.code = ee.ExitCode()
 	} else if err != nil {
@@ -411,14 +416,18 @@ func BenchmarkCluster(b *testing.B) {
 	fmt.Printf("BenchmarkCluster: min / median of each tool's runs:\n%s\n", strings.Join(table, "\n"))
 }
 
-// firstApplies times first applies, each after a full reset.
+// firstApplies times first applies, each after a full reset, and what
+// each run cost in processor time, the client's and the cluster's.
 func (m *benchMesh) firstApplies(b *testing.B) samples {
 	s := samples{}
+	cpu := map[string][]cpuRun{}
 	for i := 0; i < benchRuns*b.N; i++ {
 		b.StopTimer()
 		m.reset(b)
 		b.StartTimer()
+		before := m.clusterCPU(b)
 		o, res := m.meshctlApply(b)
+		cpu["meshctl"] = append(cpu["meshctl"], m.cpuSince(b, before, o))
 		if res.Summary["created"] != m.created {
 			b.Fatalf("meshctl's first apply created %d objects, want %d: the reset left some behind (%v)", res.Summary["created"], m.created, res.Summary)
 		}
@@ -427,10 +436,80 @@ func (m *benchMesh) firstApplies(b *testing.B) samples {
 		b.StopTimer()
 		m.reset(b)
 		b.StartTimer()
-		s["kubectl"] = append(s["kubectl"], m.kubectlApply(b).took)
+		before = m.clusterCPU(b)
+		o = m.kubectlApply(b)
+		cpu["kubectl"] = append(cpu["kubectl"], m.cpuSince(b, before, o))
+		s["kubectl"] = append(s["kubectl"], o.took)
 	}
 	s.report(b, m.set.Count())
+	reportCPU(b, m.name, s, cpu)
 	return s
+}
+
+// cpuRun is the processor time one timed run cost: the client process's
+// own, and each cluster component's (kube-apiserver, etcd, ...) while the
+// client ran.
+type cpuRun struct {
+	client  time.Duration
+	cluster map[string]time.Duration
+}
+
+func (r cpuRun) clusterTotal() time.Duration {
+	var t time.Duration
+	for _, d := range r.cluster {
+		t += d
+	}
+	return t
+}
+
+func (m *benchMesh) clusterCPU(b *testing.B) map[string]time.Duration {
+	t, err := m.cluster.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+func (m *benchMesh) cpuSince(b *testing.B, before map[string]time.Duration, o outcome) cpuRun {
+	r := cpuRun{client: o.cpu, cluster: m.clusterCPU(b)}
+	for name, d := range before {
+		r.cluster[name] -= d
+	}
+	return r
+}
+
+// reportCPU prints each tool's median processor time per run, and the
+// least wall time the cluster's share alone needs on this machine's CPUs
+// (its CPU time over their number) as a fraction of kubectl's median: no
+// client that sends these requests can be faster than that here.
+func reportCPU(b *testing.B, mesh string, s samples, cpu map[string][]cpuRun) {
+	median := func(runs []cpuRun, of func(cpuRun) time.Duration) time.Duration {
+		var d []time.Duration
+		for _, r := range runs {
+			d = append(d, of(r))
+		}
+		_, med := stats(d)
+		return med
+	}
+	for _, tool := range []string{"meshctl", "kubectl"} {
+		runs := cpu[tool]
+		client := median(runs, func(r cpuRun) time.Duration { return r.client })
+		cluster := median(runs, cpuRun.clusterTotal)
+		var parts []string
+		for _, name := range []string{"kube-apiserver", "etcd", "kube-controller-manager"} {
+			d := median(runs, func(r cpuRun) time.Duration { return r.cluster[name] })
+			parts = append(parts, fmt.Sprintf("%s %.2f s", name, d.Seconds()))
+		}
+		b.ReportMetric(client.Seconds(), tool+"-client-cpu-s")
+		b.ReportMetric(cluster.Seconds(), tool+"-cluster-cpu-s")
+		fmt.Printf("BenchmarkCluster: %s, first apply, median CPU per %s run: client %.2f s, cluster %.2f s (%s)\n",
+			mesh, tool, client.Seconds(), cluster.Seconds(), strings.Join(parts, ", "))
+	}
+	floor := median(cpu["meshctl"], cpuRun.clusterTotal) / time.Duration(runtime.NumCPU())
+	_, k := stats(s["kubectl"])
+	b.ReportMetric(floor.Seconds()/k.Seconds(), "cluster-floor/kubectl")
+	fmt.Printf("BenchmarkCluster: %s, first apply: the cluster's CPU for meshctl's requests needs at least %.2f s of wall on %d CPUs, %.2f of kubectl's median, with a client that costs nothing\n",
+		mesh, floor.Seconds(), runtime.NumCPU(), floor.Seconds()/k.Seconds())
 }
 
 // noopApplies times applies to a cluster that matches, failing on any

@@ -115,4 +115,31 @@ func TestFullCluster(t *testing.T) {
 			t.Errorf("EndpointSlice %s holds endpoints %+v; pods must never become endpoints", sl.Name, sl.Endpoints)
 		}
 	}
+
+	// CPUTime names every component, and the API server's time grows as
+	// it serves.
+	before, err := c.CPUTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+		if _, ok := before[name]; !ok {
+			t.Errorf("CPUTime has no %s: %v", name, before)
+		}
+	}
+	if before["kube-apiserver"] <= 0 {
+		t.Errorf("kube-apiserver has used %s of CPU after serving this test", before["kube-apiserver"])
+	}
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		for range 20 {
+			if _, err := c.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); err != nil {
+				return false, err
+			}
+		}
+		after, err := c.CPUTime()
+		return err == nil && after["kube-apiserver"] > before["kube-apiserver"], err
+	})
+	if err != nil {
+		t.Fatalf("kube-apiserver's CPU time never grew past %s: %v", before["kube-apiserver"], err)
+	}
 }
