@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/internal/testcluster"
 	"github.com/meshctl/meshctl/plan"
 	meshschema "github.com/meshctl/meshctl/schema"
 )
@@ -299,7 +300,7 @@ type counted struct {
 
 func (c *counted) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
-	c.reqs = append(c.reqs, classify(r)+" "+r.URL.Path)
+	c.reqs = append(c.reqs, testcluster.Classify(r)+" "+r.URL.Path)
 	c.mu.Unlock()
 	return c.next.RoundTrip(r)
 }
@@ -310,54 +311,6 @@ func (c *counted) take() []string {
 	out := c.reqs
 	c.reqs = nil
 	return out
-}
-
-// classify names a request: discovery (/api, /apis/group/version), get (a
-// named object), list (a collection), dryrun or write.
-func classify(r *http.Request) string {
-	if strings.Contains(r.URL.RawQuery, "dryRun=") {
-		return "dryrun"
-	}
-	if r.Method != http.MethodGet {
-		return "write"
-	}
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	// /api/v1/RES[/NAME], /api/v1/namespaces/NS/RES[/NAME],
-	// /apis/G/V/RES[/NAME], /apis/G/V/namespaces/NS/RES[/NAME]
-	rest := parts[min(2, len(parts)):]
-	if parts[0] == "apis" {
-		rest = parts[min(3, len(parts)):]
-	}
-	if len(rest) >= 2 && rest[0] == "namespaces" && len(rest) > 2 {
-		rest = rest[2:]
-	}
-	switch len(rest) {
-	case 0:
-		return "discovery"
-	case 1:
-		return "list"
-	}
-	return "get"
-}
-
-func TestClassify(t *testing.T) {
-	for path, want := range map[string]string{
-		"/api":                                   "discovery",
-		"/apis":                                  "discovery",
-		"/apis/apps/v1":                          "discovery",
-		"/api/v1/namespaces":                     "list",
-		"/api/v1/namespaces/web":                 "get",
-		"/api/v1/namespaces/web/configmaps":      "list",
-		"/api/v1/namespaces/web/configmaps/a":    "get",
-		"/apis/apps/v1/deployments":              "list",
-		"/apis/apps/v1/namespaces/x/deployments": "list",
-		"/apis/rbac.authorization.k8s.io/v1/clusterroles/r": "get",
-	} {
-		r, _ := http.NewRequest(http.MethodGet, "https://h"+path, nil)
-		if got := classify(r); got != want {
-			t.Errorf("%s: %s, want %s", path, got, want)
-		}
-	}
 }
 
 // TestNoopApplyMakesNoWritesNoDryRuns counts, at the wire, what a no-op

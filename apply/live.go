@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -56,10 +57,18 @@ type listQuery struct {
 
 // listQueries plans one LIST per kind of objs: in the kind's one namespace
 // when all its objects share it, filtered by meshctl's label when all of
-// them carry it.
-func listQueries(objs []*unstructured.Unstructured) []listQuery {
+// them carry it. The kinds in wide are listed whole: in every namespace,
+// with no selector, whether objs hold any or not.
+func listQueries(objs []*unstructured.Unstructured, wide ...schema.GroupVersionKind) []listQuery {
 	var order []schema.GroupVersionKind
 	qs := map[schema.GroupVersionKind]*listQuery{}
+	for _, gvk := range wide {
+		if _, ok := qs[gvk]; !ok {
+			qs[gvk] = &listQuery{gvk: gvk}
+			order = append(order, gvk)
+		}
+	}
+	isWide := func(gvk schema.GroupVersionKind) bool { return slices.Contains(wide, gvk) }
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		q, ok := qs[gvk]
@@ -67,6 +76,9 @@ func listQueries(objs []*unstructured.Unstructured) []listQuery {
 			q = &listQuery{gvk: gvk, namespace: u.GetNamespace(), selector: true}
 			qs[gvk] = q
 			order = append(order, gvk)
+		}
+		if isWide(gvk) {
+			continue
 		}
 		if q.namespace != u.GetNamespace() {
 			q.namespace = ""
@@ -86,8 +98,8 @@ func listQueries(objs []*unstructured.Unstructured) []listQuery {
 // the server does not serve yet (its CRD comes later) is empty; a kind this
 // client may not list is left unknown, and its objects go through the
 // server one by one.
-func (c *Client) listLive(ctx context.Context, objs []*unstructured.Unstructured) (LiveObjects, error) {
-	qs := listQueries(objs)
+func (c *Client) listLive(ctx context.Context, objs []*unstructured.Unstructured, wide ...schema.GroupVersionKind) (LiveObjects, error) {
+	qs := listQueries(objs, wide...)
 	kinds := make([]*listedKind, len(qs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -136,6 +148,17 @@ func (c *Client) listKind(ctx context.Context, q listQuery) (*listedKind, error)
 		k.objs[u.GetNamespace()+"/"+u.GetName()] = u
 	}
 	return k, nil
+}
+
+// ListLive reads the live objects of set's kinds as Apply and Diff would,
+// one LIST per kind, for Options.Live or DiffOptions.Live: a caller that
+// also reads the cluster for its own ends can then share the LISTs. The
+// kinds in wide are listed in every namespace with no selector, so the
+// answer also knows the objects meshctl does not manage (plan's headless
+// Service warning reads the user's Services from it). A kind the client may
+// not list stays unknown, as in Apply.
+func (c *Client) ListLive(ctx context.Context, set Set, wide ...schema.GroupVersionKind) (LiveObjects, error) {
+	return c.listLive(ctx, setObjects(set), wide...)
 }
 
 // liveFor returns o's LiveObjects, or lists them for objs.

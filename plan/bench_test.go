@@ -537,7 +537,37 @@ func (m *benchMesh) noopApplies(b *testing.B) samples {
 	b.ReportMetric(0, "meshctl-writes")
 	b.ReportMetric(float64(dryRuns), "meshctl-dry-runs")
 	fmt.Printf("BenchmarkCluster: %s, no-op apply: 0 writes, at most %d server dry-runs per meshctl run (%d objects)\n", m.name, dryRuns, m.set.Count())
+	m.countNoopRequests(b)
 	return s
+}
+
+// countNoopRequests runs one more no-op `meshctl apply`, untimed, through a
+// proxy that records its requests at the wire, and fails the benchmark on
+// a write or on a kind listed more than once.
+func (m *benchMesh) countNoopRequests(b *testing.B) {
+	proxy := m.cluster.StartProxy(b)
+	o := run(b, nil, m.meshctl, "apply", "-o", "json", "--kubeconfig="+proxy.Kubeconfig, "--meshctl-namespace="+m.lib.Namespace(), m.path)
+	if o.code != 0 {
+		b.Fatalf("meshctl apply through the proxy: exit %d\n%s", o.code, testbin.LastLines(o.stderr, 20))
+	}
+	byClass := map[string]int{}
+	lists := map[string]int{}
+	for _, r := range proxy.Take() {
+		byClass[r.Class]++
+		if r.Class == "write" {
+			b.Errorf("no-op apply wrote: %s %s", r.Method, r.Path)
+		}
+		if r.Class == "list" {
+			lists[r.Collection()]++
+		}
+	}
+	for collection, n := range lists {
+		if n > 1 {
+			b.Errorf("no-op apply listed %s %d times", collection, n)
+		}
+	}
+	fmt.Printf("BenchmarkCluster: %s, no-op apply at the wire: %d LISTs of %d kinds, %d GETs, %d dry-runs, %d writes, %d discovery requests\n",
+		m.name, byClass["list"], len(lists), byClass["get"], byClass["dryrun"], byClass["write"], byClass["discovery"])
 }
 
 // noopDiffs times diffs against a cluster that matches.

@@ -6,11 +6,31 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kschema "k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/schema"
 )
+
+// serviceGVK is the Service kind, as LiveObjects are asked for it.
+var serviceGVK = corev1.SchemeGroupVersion.WithKind("Service")
+
+// WideKinds are the kinds HeadlessWarnings reads in every namespace:
+// Services, when mesh.cue gives any service traffic settings. The CLI lists
+// them with the render's own kinds (apply.Client.ListLive(ctx, set,
+// WideKinds(m)...)) and hands the answer to HeadlessWarnings and to Apply or
+// Diff, so that one LIST of Services serves all of them.
+func WideKinds(m *schema.Mesh) []kschema.GroupVersionKind {
+	for _, svc := range m.Services {
+		if routed(svc) {
+			return []kschema.GroupVersionKind{serviceGVK}
+		}
+	}
+	return nil
+}
 
 // HeadlessWarnings reads the Services that mesh.cue gives traffic settings
 // (routes, a retry budget, a split or a fault) and says, a line each, what
@@ -23,9 +43,13 @@ import (
 //
 // A Service that does not exist yet is not warned of: the settings take
 // effect once it is deployed. Its backends are not checked either, since
-// an application not yet deployed lacks them all. One List per namespace,
-// so a mesh of many services costs few calls.
-func HeadlessWarnings(ctx context.Context, m *schema.Mesh, c *apply.Client) []string {
+// an application not yet deployed lacks them all.
+//
+// The Services come from live when it knows them (WideKinds says how to
+// list it); a namespace whose Services live does not know (nil live, or a
+// client that may not list Services in every namespace) costs one LIST of
+// that namespace.
+func HeadlessWarnings(ctx context.Context, m *schema.Mesh, c *apply.Client, live apply.LiveObjects) []string {
 	byNS := map[string][]string{}
 	for _, key := range sortedKeys(m.Services) {
 		if !routed(m.Services[key]) {
@@ -36,20 +60,64 @@ func HeadlessWarnings(ctx context.Context, m *schema.Mesh, c *apply.Client) []st
 	}
 	var out []string
 	for _, ns := range sortedKeys(byNS) {
-		list := &corev1.ServiceList{}
-		if err := c.Kube().List(ctx, list, client.InNamespace(ns)); err != nil {
+		services, err := servicesIn(ctx, c, live, ns, namesOf(m, byNS[ns]))
+		if err != nil {
 			out = append(out, fmt.Sprintf("namespace %s: cannot list Services (%v), so whether %s headless was not checked", ns, err, isOrAre(byNS[ns])))
 			continue
 		}
-		live := map[string]*corev1.Service{}
-		for i := range list.Items {
-			live[list.Items[i].Name] = &list.Items[i]
-		}
 		for _, key := range byNS[ns] {
-			out = append(out, serviceWarnings(key, m.Services[key], live)...)
+			out = append(out, serviceWarnings(key, m.Services[key], services)...)
 		}
 	}
 	return out
+}
+
+// namesOf are the Service names that keys and their split backends name.
+func namesOf(m *schema.Mesh, keys []string) []string {
+	var names []string
+	for _, key := range keys {
+		_, name, _ := strings.Cut(key, "/")
+		names = append(names, name)
+		for b := range m.Services[key].Split {
+			names = append(names, b)
+		}
+	}
+	return names
+}
+
+// servicesIn returns the live Services of namespace ns among names, by
+// name: from live when it knows every one of them (present or absent),
+// else from one LIST of the namespace.
+func servicesIn(ctx context.Context, c *apply.Client, live apply.LiveObjects, ns string, names []string) (map[string]*corev1.Service, error) {
+	if live != nil {
+		out := map[string]*corev1.Service{}
+		known := true
+		for _, name := range names {
+			u, ok := live.Live(serviceGVK, ns, name)
+			if !ok {
+				known = false
+				break
+			}
+			if u == nil {
+				continue
+			}
+			// serviceWarnings reads the cluster IP alone.
+			ip, _, _ := unstructured.NestedString(u.Object, "spec", "clusterIP")
+			out[name] = &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.ServiceSpec{ClusterIP: ip}}
+		}
+		if known {
+			return out, nil
+		}
+	}
+	list := &corev1.ServiceList{}
+	if err := c.Kube().List(ctx, list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	out := map[string]*corev1.Service{}
+	for i := range list.Items {
+		out[list.Items[i].Name] = &list.Items[i]
+	}
+	return out, nil
 }
 
 // serviceWarnings is the pure part of HeadlessWarnings, for one service and

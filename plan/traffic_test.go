@@ -336,8 +336,21 @@ services: {
 		"Service shop/books is headless (clusterIP: None): Linkerd cannot route a headless Service, so what mesh.cue gives it (split and fault) does nothing; " +
 			"give the Service a cluster IP, or add a Service with a cluster IP for the same pods and key the settings by it",
 	}
-	if d := cmp.Diff(want, plan.HeadlessWarnings(e.ctx, m, e.c)); d != "" {
-		t.Errorf("warnings (-want +got):\n%s", d)
+	// The same warnings whether the Services come from a LIST of each
+	// namespace (no live objects) or from the one LIST of every namespace
+	// that apply shares (WideKinds).
+	set, err := plan.Offline(m, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := e.c.ListLive(e.ctx, set, plan.WideKinds(m)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, live := range map[string]apply.LiveObjects{"listed per namespace": nil, "shared with apply": live} {
+		if d := cmp.Diff(want, plan.HeadlessWarnings(e.ctx, m, e.c, live)); d != "" {
+			t.Errorf("%s: warnings (-want +got):\n%s", name, d)
+		}
 	}
 	// The render is still applied: the warning does not stop it.
 	e.switchTo(t, m, apply.Options{})

@@ -113,7 +113,12 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 	for _, n := range notes {
 		fmt.Fprintln(o.Progress, n)
 	}
-	for _, w := range append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c)...), plan.CertificateWarnings(ctx, m, c)...) {
+	// One LIST per kind serves the apply and the warnings alike.
+	if o.Live, err = c.ListLive(ctx, set, plan.WideKinds(m)...); err != nil {
+		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
+		return exitError
+	}
+	for _, w := range append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c, o.Live)...), plan.CertificateWarnings(ctx, m, c)...) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	res, err := c.Apply(ctx, set, o)

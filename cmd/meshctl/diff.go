@@ -135,7 +135,12 @@ func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Diff(ctx, set, apply.DiffOptions{Force: force})
+	// One LIST per kind serves the diff and the warnings alike.
+	live, err := c.ListLive(ctx, set, plan.WideKinds(m)...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Diff(ctx, set, apply.DiffOptions{Force: force, Live: live})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +151,7 @@ func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer)
 	} else if restarts {
 		res.Meanings = append(res.Meanings, note)
 	}
-	res.Warnings = append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c)...), plan.CertificateWarnings(ctx, m, c)...)
+	res.Warnings = append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c, live)...), plan.CertificateWarnings(ctx, m, c)...)
 	return res, nil
 }
 

@@ -310,8 +310,11 @@ func (e *rbacEnv) meshApplyCluster(t *testing.T, m *schema.Mesh, cluster string,
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
+	if o.Live, err = e.c.ListLive(e.ctx, set, plan.WideKinds(m)...); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
 	notes = append(notes, plan.Warnings(e.ctx, m, e.c)...)
-	notes = append(notes, plan.HeadlessWarnings(e.ctx, m, e.c)...)
+	notes = append(notes, plan.HeadlessWarnings(e.ctx, m, e.c, o.Live)...)
 	notes = append(notes, plan.CertificateWarnings(e.ctx, m, e.c)...)
 	res, err := e.c.Apply(e.ctx, set, o)
 	if err != nil {

@@ -1,0 +1,136 @@
+package testcluster
+
+import (
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Proxy stands between a client process and the cluster's API server and
+// records every request, so that a test can count what a command asks of
+// the server at the wire: the outcome where it lives, not the command's own
+// account of it. It serves plain HTTP on loopback and forwards each request
+// with the cluster's admin credentials.
+type Proxy struct {
+	// Kubeconfig points at the proxy.
+	Kubeconfig string
+
+	mu   sync.Mutex
+	reqs []Request
+}
+
+// Request is one request the proxy forwarded.
+type Request struct {
+	// Class is what the request does: "discovery", "get", "list",
+	// "watch", "dryrun" or "write" (Classify).
+	Class string
+	// Method and Path are the request's.
+	Method, Path string
+}
+
+// Collection is the path of the request's collection with any namespace
+// left out ("/api/v1/services" for "/api/v1/namespaces/web/services"):
+// what a LIST lists, whatever namespace it was limited to.
+func (r Request) Collection() string {
+	parts := strings.Split(strings.Trim(r.Path, "/"), "/")
+	prefix := min(2, len(parts)) // api/v1
+	if parts[0] == "apis" {
+		prefix = min(3, len(parts)) // apis/group/version
+	}
+	rest := parts[prefix:]
+	if len(rest) > 2 && rest[0] == "namespaces" {
+		rest = rest[2:]
+	}
+	return "/" + strings.Join(append(parts[:prefix:prefix], rest...), "/")
+}
+
+// StartProxy starts a proxy in front of the cluster, stopped when the test
+// ends.
+func (c *Cluster) StartProxy(t testing.TB) *Proxy {
+	t.Helper()
+	target, err := url.Parse(c.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport, err := rest.TransportFor(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{}
+	forward := &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport:     transport,
+		FlushInterval: -1, // watches stream
+		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.reqs = append(p.reqs, Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path})
+		p.mu.Unlock()
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["proxy"] = &clientcmdapi.Cluster{Server: srv.URL}
+	cfg.AuthInfos["proxy"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts["proxy"] = &clientcmdapi.Context{Cluster: "proxy", AuthInfo: "proxy"}
+	cfg.CurrentContext = "proxy"
+	p.Kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, p.Kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Take returns the requests recorded since the last Take, and forgets them.
+func (p *Proxy) Take() []Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.reqs
+	p.reqs = nil
+	return out
+}
+
+// Classify names what a request to the API server does: "discovery" (/api,
+// /apis/group/version), "get" (a named object), "list" (a collection),
+// "watch", "dryrun" or "write".
+func Classify(r *http.Request) string {
+	q := r.URL.Query()
+	switch {
+	case q.Has("dryRun"):
+		return "dryrun"
+	case r.Method != http.MethodGet:
+		return "write"
+	case q.Get("watch") == "true" || q.Get("watch") == "1":
+		return "watch"
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	// /api/v1/RES[/NAME], /api/v1/namespaces/NS/RES[/NAME],
+	// /apis/G/V/RES[/NAME], /apis/G/V/namespaces/NS/RES[/NAME]
+	rest := parts[min(2, len(parts)):]
+	if parts[0] == "apis" {
+		rest = parts[min(3, len(parts)):]
+	}
+	if len(rest) > 2 && rest[0] == "namespaces" {
+		rest = rest[2:]
+	}
+	switch len(rest) {
+	case 0:
+		return "discovery"
+	case 1:
+		return "list"
+	}
+	return "get"
+}
