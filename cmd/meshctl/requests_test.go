@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshctl/meshctl/internal/testcluster"
@@ -22,7 +21,6 @@ import (
 // that make meshctl rightly dry-run the objects they touched.
 func TestNoopRequests(t *testing.T) {
 	cluster := testcluster.StartForTest(t, testcluster.Options{})
-	ctx := context.Background()
 	path := writeMesh(t, t.TempDir(), `namespaces: "reqs-a": {inject: "enabled", create: true}
 namespaces: "reqs-b": {inject: "enabled", create: true}
 services: "reqs-a/web": {model: "serviceprofile", routes: [{name: "GET /", method: "GET", pathRegex: "/"}]}
@@ -37,10 +35,9 @@ services: "reqs-b/db": {model: "serviceprofile", routes: [{name: "GET /", method
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "reqs-a"},
 		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}},
 	}
-	if _, err := cluster.Client.CoreV1().Services("reqs-a").Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := cluster.Client.CoreV1().Services("reqs-a").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cluster.Client.CoreV1().Services("reqs-a").Delete(ctx, "web", metav1.DeleteOptions{}) })
 
 	proxy := cluster.StartProxy(t)
 	kc := "--kubeconfig=" + proxy.Kubeconfig
