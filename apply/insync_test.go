@@ -2,9 +2,7 @@ package apply_test
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -290,29 +288,6 @@ func TestInSyncAgreesWithServerDryRun(t *testing.T) {
 	e.t = t
 }
 
-// counted is a request-counting http.RoundTripper: requests by verb
-// (get, list, write, dryrun, discovery) and resource path.
-type counted struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	reqs []string
-}
-
-func (c *counted) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.mu.Lock()
-	c.reqs = append(c.reqs, testcluster.Classify(r)+" "+r.URL.Path)
-	c.mu.Unlock()
-	return c.next.RoundTrip(r)
-}
-
-func (c *counted) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.reqs
-	c.reqs = nil
-	return out
-}
-
 // TestNoopApplyMakesNoWritesNoDryRuns counts, at the wire, what a no-op
 // apply asks of the API server: the inventory's GET and one LIST per kind.
 func TestNoopApplyMakesNoWritesNoDryRuns(t *testing.T) {
@@ -320,14 +295,14 @@ func TestNoopApplyMakesNoWritesNoDryRuns(t *testing.T) {
 	s := platformSubset(t, e)
 	e.apply(s, apply.Options{})
 
-	counter := &counted{}
+	recorder := &testcluster.Recorder{}
 	cfg := config(t)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	cfg.Wrap(recorder.Wrap)
 	c, err := apply.New(cfg, e.c.Namespace())
 	if err != nil {
 		t.Fatal(err)
 	}
-	counter.take()
+	recorder.Take()
 	res, err := c.Apply(e.ctx, s, apply.Options{Prune: true})
 	if err != nil {
 		t.Fatal(err)
@@ -339,23 +314,22 @@ func TestNoopApplyMakesNoWritesNoDryRuns(t *testing.T) {
 		}
 	}
 	byVerb := map[string]int{}
-	perPath := map[string]int{}
-	for _, r := range counter.take() {
-		verb, path, _ := strings.Cut(r, " ")
-		byVerb[verb]++
-		if verb == "list" {
-			perPath[path]++
+	perKind := map[string]int{}
+	for _, r := range recorder.Take() {
+		byVerb[r.Class]++
+		if r.Class == "list" {
+			perKind[r.Collection()]++
 		}
-		if verb == "get" && !strings.HasSuffix(path, "/configmaps/"+apply.InventoryName) {
-			t.Errorf("GET %s: only the inventory should be read", path)
+		if r.Class == "get" && !strings.HasSuffix(r.Path, "/configmaps/"+apply.InventoryName) {
+			t.Errorf("GET %s: only the inventory should be read", r.Path)
 		}
 	}
 	if byVerb["write"] != 0 || byVerb["dryrun"] != 0 || byVerb["get"] != 1 || byVerb["list"] > len(kinds) {
 		t.Errorf("requests %v, want no write, no dry-run, the inventory's GET and at most %d LISTs", byVerb, len(kinds))
 	}
-	for path, n := range perPath {
+	for collection, n := range perKind {
 		if n > 1 {
-			t.Errorf("LIST %s made %d times", path, n)
+			t.Errorf("LIST %s made %d times", collection, n)
 		}
 	}
 	if res.Writes != 0 || res.DryRuns != 0 {

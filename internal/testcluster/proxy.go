@@ -17,17 +17,51 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// Proxy stands between a client process and the cluster's API server and
-// records every request, so that a test can count what a command asks of
-// the server at the wire: the outcome where it lives, not the command's own
-// account of it. It serves plain HTTP on loopback and forwards each request
-// with the cluster's admin credentials.
-type Proxy struct {
-	// Kubeconfig points at the proxy.
-	Kubeconfig string
-
+// Recorder records the requests a client sends the API server, so that a
+// test can count what the client asks of the server at the wire: the
+// outcome where it lives, not the client's own account of it. A client in
+// the test's process is recorded by wrapping its transport (Wrap); a
+// client process, through a Proxy.
+type Recorder struct {
 	mu   sync.Mutex
 	reqs []Request
+}
+
+func (rec *Recorder) record(r *http.Request) {
+	rec.mu.Lock()
+	rec.reqs = append(rec.reqs, Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path})
+	rec.mu.Unlock()
+}
+
+// Wrap returns next, recording each request before it is sent; it is what
+// rest.Config.Wrap takes.
+func (rec *Recorder) Wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		rec.record(r)
+		return next.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Take returns the requests recorded since the last Take, and forgets them.
+func (rec *Recorder) Take() []Request {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	out := rec.reqs
+	rec.reqs = nil
+	return out
+}
+
+// Proxy stands between a client process and the cluster's API server and
+// records every request. It serves plain HTTP on loopback and forwards
+// each request with the cluster's admin credentials.
+type Proxy struct {
+	Recorder
+	// Kubeconfig points at the proxy.
+	Kubeconfig string
 }
 
 // Request is one request the proxy forwarded.
@@ -75,9 +109,7 @@ func (c *Cluster) StartProxy(t testing.TB) *Proxy {
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.reqs = append(p.reqs, Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path})
-		p.mu.Unlock()
+		p.record(r)
 		forward.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -92,15 +124,6 @@ func (c *Cluster) StartProxy(t testing.TB) *Proxy {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// Take returns the requests recorded since the last Take, and forgets them.
-func (p *Proxy) Take() []Request {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.reqs
-	p.reqs = nil
-	return out
 }
 
 // Classify names what a request to the API server does: "discovery" (/api,
