@@ -52,10 +52,17 @@ type Options struct {
 	// per kind. Objects in sync with their live copy are neither
 	// dry-run nor written.
 	Live LiveObjects
+	// CRDs are the schemas custom resources are compared with (their
+	// defaults); nil makes Apply read them from the set. ApplyObjects
+	// reads none: the reconcile loop hands it those of its whole set.
+	CRDs *CRDSchemas
 
 	// absent are objects Live knows do not exist: they are created with
 	// one request, without ssa's read and dry-run.
 	absent map[object.ObjMetadata]bool
+	// gone are the set's Namespaces and CRDs being deleted: in a dry run,
+	// what they hold is reported created, not dry-run (terminating.go).
+	gone terminating
 }
 
 // Limit is a count ("10") or a percentage of the inventory ("50%"). The
@@ -138,8 +145,21 @@ func (c *Client) Apply(ctx context.Context, set Set, o Options) (*Result, error)
 			return nil, err
 		}
 	}
-	if o.Live, err = c.liveFor(ctx, o.Live, setObjects(set)); err != nil {
+	objs := setObjects(set)
+	if o.Live, err = c.liveFor(ctx, o.Live, objs); err != nil {
 		return nil, err
+	}
+	if o.CRDs == nil {
+		o.CRDs = SchemasOf(objs)
+	}
+	if o.gone, err = c.findTerminating(ctx, objs, o.Live); err != nil {
+		return nil, err
+	}
+	if !o.gone.empty() && !o.DryRun {
+		if err := c.awaitGone(ctx, o.gone, o); err != nil {
+			return nil, err
+		}
+		o.Live, o.gone = goneNow{LiveObjects: o.Live, t: o.gone}, terminating{}
 	}
 	if !o.DryRun && needPending(prev, next) {
 		pending := &Inventory{Version: set.Version, Objects: prev.all(), Pending: next}
@@ -317,7 +337,7 @@ func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructu
 	o.absent = map[object.ObjMetadata]bool{}
 	for i, u := range objs {
 		live, ok := lookup(o.Live, u)
-		if ok && InSync(u, live) {
+		if ok && o.CRDs.InSync(u, live) {
 			entries[i] = entryFor(u, stage, Unchanged)
 			continue
 		}
@@ -523,6 +543,11 @@ func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructur
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, u := range objs {
+		if why := o.gone.holds(u); why != "" {
+			entries[i] = entryFor(u, stage, Created)
+			entries[i].Reason = why
+			continue
+		}
 		g.Go(func() error {
 			cse, _, _, err := c.rm.Diff(gctx, u.DeepCopy(), diffOptions(u, o.Force))
 			if err != nil {
@@ -569,7 +594,10 @@ func (p provided) dependsOnThisRun(err error, u *unstructured.Unstructured) (rea
 	if errors.As(err, &dre) {
 		err = dre.Unwrap()
 	}
-	if meta.IsNoMatchError(err) && p["kind:"+u.GroupVersionKind().Group+"/"+u.GetKind()] {
+	// A kind whose CRD is gone is NoMatch, or, while this client's
+	// discovery still remembers it (pruned a moment ago), a 404 of the
+	// kind: an apply never answers 404 for an object it may create.
+	if (meta.IsNoMatchError(err) || apierrors.IsNotFound(err) && notFoundKind(err)) && p["kind:"+u.GroupVersionKind().Group+"/"+u.GetKind()] {
 		return "not dry-run: its CRD is created by this apply", true
 	}
 	if apierrors.IsNotFound(err) {
@@ -579,6 +607,17 @@ func (p provided) dependsOnThisRun(err error, u *unstructured.Unstructured) (rea
 		}
 	}
 	return "", false
+}
+
+// notFoundKind reports a 404 that names no object: the server does not
+// serve the kind (its CRD is gone), rather than a namespace it lacks.
+func notFoundKind(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	return d == nil || d.Kind != "namespaces"
 }
 
 // prepare copies the objects as apply will send them: a Deployment's

@@ -23,7 +23,13 @@ type ObjectDiff struct {
 	Diff string `json:"diff,omitempty"`
 
 	before, after map[string]any
+	// local: found in sync with its live copy (InSync), so not dry-run.
+	local bool
 }
+
+// InSyncLocally reports an object that InSync found in sync with its live
+// copy, so that the server was not asked.
+func (d *ObjectDiff) InSyncLocally() bool { return d.local }
 
 // Before and After are the cleaned, masked objects (nil when absent).
 func (d *ObjectDiff) Before() map[string]any { return d.before }
@@ -67,6 +73,8 @@ type DiffOptions struct {
 	// Live holds the live objects; nil makes Diff list them, one LIST
 	// per kind. Objects in sync with their live copy are not dry-run.
 	Live LiveObjects
+	// CRDs: as Options.CRDs.
+	CRDs *CRDSchemas
 }
 
 // Diff server-side dry-runs every object of set that is not in sync with
@@ -80,7 +88,15 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 	if err != nil {
 		return nil, err
 	}
-	live, err := c.liveFor(ctx, o.Live, setObjects(set))
+	objs := setObjects(set)
+	live, err := c.liveFor(ctx, o.Live, objs)
+	if err != nil {
+		return nil, err
+	}
+	if o.CRDs == nil {
+		o.CRDs = SchemasOf(objs)
+	}
+	gone, err := c.findTerminating(ctx, objs, live)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +110,14 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(8)
 		for i, u := range objs {
-			if l, ok := lookup(live, u); ok && InSync(u, l) {
-				out[i] = ObjectDiff{Entry: entryFor(u, st.Name, Unchanged)}
+			if why := gone.holds(u); why != "" {
+				out[i] = ObjectDiff{Entry: entryFor(u, st.Name, Created)}
+				out[i].Reason = why
+				out[i].setTexts(nil, u.Object)
+				continue
+			}
+			if l, ok := lookup(live, u); ok && o.CRDs.InSync(u, l) {
+				out[i] = ObjectDiff{Entry: entryFor(u, st.Name, Unchanged), local: true}
 				continue
 			}
 			g.Go(func() error {

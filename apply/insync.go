@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
@@ -23,12 +24,52 @@ import (
 // It is conservative: false whenever it cannot tell, and the caller then
 // dry-runs as before. A false "true" would lose a change; a false "false"
 // costs a round trip.
+//
+// A custom resource is compared without its CRD's defaults; use
+// CRDSchemas.InSync where the set holds the CRD.
 func InSync(desired, live *unstructured.Unstructured) bool {
-	return notInSync(desired, live) == ""
+	return (*CRDSchemas)(nil).InSync(desired, live)
 }
 
-// notInSync says why InSync is false, or "" when it is true.
-func notInSync(desired, live *unstructured.Unstructured) string {
+// NotInSync says why InSync is false: the first place where desired and
+// live differ ("spec.replicas: differs"), or "" when they do not.
+func NotInSync(desired, live *unstructured.Unstructured) string {
+	return (*CRDSchemas)(nil).NotInSync(desired, live)
+}
+
+// InSync is the package's InSync, with the defaults that the CRD of
+// desired declares filled in where meshctl owns a value whole.
+func (s *CRDSchemas) InSync(desired, live *unstructured.Unstructured) bool {
+	return s.NotInSync(desired, live) == ""
+}
+
+// NotInSync is the package's NotInSync, with the CRD's defaults.
+func (s *CRDSchemas) NotInSync(desired, live *unstructured.Unstructured) string {
+	w := &walk{}
+	if desired != nil {
+		w.schema = s.of(desired.GroupVersionKind())
+	}
+	w.check(desired, live)
+	return w.first()
+}
+
+// check walks desired against live, reporting every difference to w.
+func (w *walk) check(desired, live *unstructured.Unstructured) {
+	if why := notComparable(desired, live); why != "" {
+		w.differ(why)
+		return
+	}
+	owned := meshctlFields(live, desired.GetAPIVersion())
+	if owned == nil {
+		w.differ("no meshctl apply entry at " + desired.GetAPIVersion())
+		return
+	}
+	w.mapAt(nil, desired.Object, withStringData(desired, live).Object, owned, topLevel(builtinGroup(desired.GroupVersionKind().Group)))
+}
+
+// notComparable says why desired and live cannot be compared field by
+// field, or "".
+func notComparable(desired, live *unstructured.Unstructured) string {
 	switch {
 	case desired == nil || live == nil:
 		return "no live object"
@@ -40,11 +81,7 @@ func notInSync(desired, live *unstructured.Unstructured) string {
 	case awaitsTakeover(desired, live):
 		return "awaits takeover"
 	}
-	owned := meshctlFields(live, desired.GetAPIVersion())
-	if owned == nil {
-		return "no meshctl apply entry at " + desired.GetAPIVersion()
-	}
-	return syncMapAt(nil, desired.Object, withStringData(desired, live).Object, owned, topLevel(builtinGroup(desired.GroupVersionKind().Group)))
+	return ""
 }
 
 // withStringData returns live with the stringData that desired sets, read
@@ -158,10 +195,36 @@ func builtinGroup(group string) bool {
 	return false
 }
 
-// syncMapAt checks one map: every key desired sets is owned by meshctl and
+// walk compares desired with live under meshctl's field set. Each place
+// where they differ is reported to differ, which says whether the walk
+// stops there. InSync stops at the first; the fuzz test's reference
+// (insync_fuzz_test.go) walks on and records them all, so that an early
+// exit can be checked against a walk that has none.
+type walk struct {
+	all     bool
+	reasons []string
+	// schema is the CRD's schema of a custom resource, or nil.
+	schema *apiextv1.JSONSchemaProps
+}
+
+// differ records why, and reports whether the walk stops.
+func (w *walk) differ(why string) bool {
+	w.reasons = append(w.reasons, why)
+	return !w.all
+}
+
+// first is the first difference found, or "".
+func (w *walk) first() string {
+	if len(w.reasons) == 0 {
+		return ""
+	}
+	return w.reasons[0]
+}
+
+// mapAt checks one map: every key desired sets is owned by meshctl and
 // equal in live, and every field meshctl owns here is set by desired. It
-// returns where they differ, or "".
-func syncMapAt(path []string, d, l map[string]any, owned *fieldpath.Set, skip skipFn) string {
+// reports whether the walk stopped.
+func (w *walk) mapAt(path []string, d, l map[string]any, owned *fieldpath.Set, skip skipFn) bool {
 	for k, dv := range d {
 		if skip(path, k, dv) {
 			continue
@@ -173,28 +236,29 @@ func syncMapAt(path []string, d, l map[string]any, owned *fieldpath.Set, skip sk
 			// Only a name and a namespace: nothing recorded.
 			child, hasChild = &fieldpath.Set{}, true
 		}
-		if !hasChild && !owned.Members.Has(pe) {
-			return where(at) + ": not meshctl's"
+		lv, inLive := l[k]
+		var stop bool
+		switch {
+		case !hasChild && !owned.Members.Has(pe):
+			stop = w.differ(where(at) + ": not meshctl's")
+		case !inLive:
+			stop = w.differ(where(at) + ": not in live")
+		default:
+			stop = w.value(at, dv, lv, child, skip)
 		}
-		lv, ok := l[k]
-		if !ok {
-			return where(at) + ": not in live"
-		}
-		if why := syncValue(at, dv, lv, child, skip); why != "" {
-			return why
+		if stop {
+			return true
 		}
 	}
-	for pe := range owned.Members.All() {
+	// Collected, not ranged over the library's iterators (fieldset.go).
+	for _, pe := range append(members(owned), children(owned)...) {
 		if pe.FieldName == nil || !hasKey(d, *pe.FieldName) {
-			return where(path) + ": meshctl owns " + pe.String() + ", which desired lacks"
+			if w.differ(where(path) + ": meshctl owns " + pe.String() + ", which desired lacks") {
+				return true
+			}
 		}
 	}
-	for pe := range owned.Children.All() {
-		if pe.FieldName == nil || !hasKey(d, *pe.FieldName) {
-			return where(path) + ": meshctl owns " + pe.String() + ", which desired lacks"
-		}
-	}
-	return ""
+	return false
 }
 
 func where(path []string) string {
@@ -209,55 +273,52 @@ func hasKey(m map[string]any, k string) bool {
 	return ok
 }
 
-// syncValue compares one field; child is meshctl's field set below it, nil
+// value compares one field; child is meshctl's field set below it, nil
 // when meshctl owns the field as a whole.
-func syncValue(path []string, dv, lv any, child *fieldpath.Set, skip skipFn) string {
+func (w *walk) value(path []string, dv, lv any, child *fieldpath.Set, skip skipFn) bool {
 	switch d := dv.(type) {
 	case map[string]any:
 		lm, ok := lv.(map[string]any)
-		if !ok {
-			return where(path) + ": not a map in live"
+		switch {
+		case !ok:
+			return w.differ(where(path) + ": not a map in live")
+		case child == nil:
+			return w.within(path, d, lm) // an atomic map, or an empty one
 		}
-		if child == nil {
-			return within(path, d, lm) // an atomic map, or an empty one
-		}
-		return syncMapAt(path, d, lm, child, skip)
+		return w.mapAt(path, d, lm, child, skip)
 	case []any:
 		ll, ok := lv.([]any)
-		if !ok {
-			return where(path) + ": not a list in live"
+		switch {
+		case !ok:
+			return w.differ(where(path) + ": not a list in live")
+		case child == nil:
+			return w.within(path, d, ll) // an atomic list
 		}
-		if child == nil {
-			return within(path, d, ll) // an atomic list
-		}
-		return syncList(path, d, ll, child)
+		return w.list(path, d, ll, child)
 	case nil:
-		return where(path) + ": null"
+		return w.differ(where(path) + ": null")
 	default:
 		if child != nil {
-			return where(path) + ": meshctl owns fields below a scalar"
+			return w.differ(where(path) + ": meshctl owns fields below a scalar")
 		}
-		return differs(path, d, lv)
+		return w.differs(path, d, lv)
 	}
 }
 
-func differs(path []string, d, l any) string {
+func (w *walk) differs(path []string, d, l any) bool {
 	if equalJSON(d, l) {
-		return ""
+		return false
 	}
-	return where(path) + ": differs"
+	return w.differ(where(path) + ": differs")
 }
 
-// syncList compares a list whose items meshctl owns one by one: an
-// associative list (k:{...} keys) or a set (v: values). Items must come in
-// the same order in both, since apply would reorder them otherwise.
-func syncList(path []string, d, l []any, owned *fieldpath.Set) string {
-	var pes []fieldpath.PathElement
+// list compares a list whose items meshctl owns one by one: an associative
+// list (k:{...} keys) or a set (v: values). Items must come in the same
+// order in both, since apply would reorder them otherwise.
+func (w *walk) list(path []string, d, l []any, owned *fieldpath.Set) bool {
+	pes := members(owned)
 	keyed, valued := 0, 0
-	for pe := range owned.Members.All() {
-		pes = append(pes, pe)
-	}
-	for pe := range owned.Children.All() {
+	for _, pe := range children(owned) {
 		if !owned.Members.Has(pe) {
 			pes = append(pes, pe)
 		}
@@ -272,77 +333,92 @@ func syncList(path []string, d, l []any, owned *fieldpath.Set) string {
 	}
 	switch {
 	case len(pes) != len(d):
-		return fmt.Sprintf("%s: desired has %d items, meshctl owns %d", where(path), len(d), len(pes))
+		return w.differ(fmt.Sprintf("%s: desired has %d items, meshctl owns %d", where(path), len(d), len(pes)))
 	case len(pes) > 0 && keyed == len(pes):
-		return syncAssociative(path, d, l, pes, owned)
+		return w.associative(path, d, l, pes, owned)
 	case len(pes) > 0 && valued == len(pes):
-		return syncSet(path, d, l, pes)
+		return w.set(path, d, l, pes)
 	}
-	return where(path) + ": neither associative nor a set"
+	return w.differ(where(path) + ": neither associative nor a set")
 }
 
-func syncAssociative(path []string, d, l []any, pes []fieldpath.PathElement, owned *fieldpath.Set) string {
+func (w *walk) associative(path []string, d, l []any, pes []fieldpath.PathElement, owned *fieldpath.Set) bool {
 	used := make([]bool, len(pes))
 	last := -1
 	for i, item := range d {
 		at := append(path[:len(path):len(path)], strconv.Itoa(i))
-		dm, ok := item.(map[string]any)
-		if !ok {
-			return where(at) + ": not a map"
-		}
-		match := -1
-		for i, pe := range pes {
-			if keyMatches(pe, dm, true) {
-				if match >= 0 {
-					return where(at) + ": matches two keys"
-				}
-				match = i
-			}
-		}
-		if match < 0 || used[match] {
-			return where(at) + ": no key of meshctl's matches"
-		}
-		used[match] = true
-		j := -1
-		for k, li := range l {
-			if lm, ok := li.(map[string]any); ok && keyMatches(pes[match], lm, false) {
-				if j >= 0 {
-					return where(at) + ": two live items with its key"
-				}
-				j = k
-			}
-		}
-		if j < 0 {
-			return where(at) + ": not in live"
-		}
-		if j <= last {
-			return where(at) + ": in another order in live"
-		}
-		last = j
-		child, ok := owned.Children.Get(pes[match])
-		if !ok {
-			if why := differs(at, dm, l[j]); why != "" {
-				return why
+		why, j, match := matchItem(at, item, l, pes, used, last)
+		if why != "" {
+			if w.differ(why) {
+				return true
 			}
 			continue
 		}
-		if why := syncMapAt(at, dm, l[j].(map[string]any), child, noSkip); why != "" {
-			return why
+		used[match] = true
+		last = j
+		dm := item.(map[string]any)
+		child, ok := owned.Children.Get(pes[match])
+		if !ok {
+			if w.differs(at, dm, l[j]) {
+				return true
+			}
+			continue
+		}
+		if w.mapAt(at, dm, l[j].(map[string]any), child, noSkip) {
+			return true
 		}
 	}
 	// Items of other managers beside meshctl's: the server's merge may
 	// reorder them, and whether it would is not known here.
 	if len(l) != len(d) {
-		return where(path) + ": live holds items of other managers"
+		return w.differ(where(path) + ": live holds items of other managers")
 	}
-	return ""
+	return false
+}
+
+// matchItem finds desired item's key among meshctl's (pes, match) and its
+// live item (l[j]), after the live item of the previous one (last). why
+// says what is wrong instead, when it cannot.
+func matchItem(at []string, item any, l []any, pes []fieldpath.PathElement, used []bool, last int) (why string, j, match int) {
+	dm, ok := item.(map[string]any)
+	if !ok {
+		return where(at) + ": not a map", 0, 0
+	}
+	match = -1
+	for i, pe := range pes {
+		if keyMatches(pe, dm, true) {
+			if match >= 0 {
+				return where(at) + ": matches two keys", 0, 0
+			}
+			match = i
+		}
+	}
+	if match < 0 || used[match] {
+		return where(at) + ": no key of meshctl's matches", 0, 0
+	}
+	j = -1
+	for k, li := range l {
+		if lm, ok := li.(map[string]any); ok && keyMatches(pes[match], lm, false) {
+			if j >= 0 {
+				return where(at) + ": two live items with its key", 0, 0
+			}
+			j = k
+		}
+	}
+	switch {
+	case j < 0:
+		return where(at) + ": not in live", 0, 0
+	case j <= last:
+		return where(at) + ": in another order in live", 0, 0
+	}
+	return "", j, match
 }
 
 func noSkip([]string, string, any) bool { return false }
 
 // keyMatches reports whether an item has pe's key. A desired item may lack
 // a key field the server defaults (a port's protocol); the field is then
-// not meshctl's, which syncMapAt checks.
+// not meshctl's, which mapAt checks.
 func keyMatches(pe fieldpath.PathElement, item map[string]any, partial bool) bool {
 	for _, f := range *pe.Key {
 		v, ok := item[f.Name]
@@ -356,7 +432,7 @@ func keyMatches(pe fieldpath.PathElement, item map[string]any, partial bool) boo
 	return true
 }
 
-func syncSet(path []string, d, l []any, pes []fieldpath.PathElement) string {
+func (w *walk) set(path []string, d, l []any, pes []fieldpath.PathElement) bool {
 	used := make([]bool, len(pes))
 	last := -1
 	for _, v := range d {
@@ -368,7 +444,10 @@ func syncSet(path []string, d, l []any, pes []fieldpath.PathElement) string {
 			}
 		}
 		if match < 0 {
-			return fmt.Sprintf("%s: %v is not meshctl's", where(path), v)
+			if w.differ(fmt.Sprintf("%s: %v is not meshctl's", where(path), v)) {
+				return true
+			}
+			continue
 		}
 		used[match] = true
 		at := -1
@@ -379,11 +458,14 @@ func syncSet(path []string, d, l []any, pes []fieldpath.PathElement) string {
 			}
 		}
 		if at <= last {
-			return fmt.Sprintf("%s: %v missing or in another order in live", where(path), v)
+			if w.differ(fmt.Sprintf("%s: %v missing or in another order in live", where(path), v)) {
+				return true
+			}
+			continue
 		}
 		last = at
 	}
-	return ""
+	return false
 }
 
 // within compares a value meshctl owns as a whole (an atomic map or list,
@@ -392,16 +474,19 @@ func syncSet(path []string, d, l []any, pes []fieldpath.PathElement) string {
 // serverDefault, and the contents of a granular struct that desired leaves
 // empty (granularEmpty). Anything else in live may be meshctl's own former
 // value, which apply would remove.
-func within(path []string, d, l any) string {
+func (w *walk) within(path []string, d, l any) bool {
 	if dm, ok := d.(map[string]any); ok && len(dm) == 0 && len(path) > 0 && (granularEmpty[path[len(path)-1]] || where(path) == "spec") {
 		if _, ok := l.(map[string]any); ok {
-			return ""
+			return false
 		}
 	}
-	if equalJSON(d, withoutDefaults(d, l)) {
-		return ""
+	if w.schema != nil {
+		d = withSchemaDefaults(d, at(w.schema, path))
 	}
-	return where(path) + ": differs"
+	if equalJSON(d, withoutDefaults(d, l)) {
+		return false
+	}
+	return w.differ(where(path) + ": differs")
 }
 
 // granularEmpty are structs, granular in every API that has them, that a
@@ -412,12 +497,20 @@ var granularEmpty = map[string]bool{
 	"resources": true, "securityContext": true,
 }
 
-// serverDefault are fields the server defaults inside atomic values, found
-// by a field that marks the struct: an ObjectFieldSelector's apiVersion,
-// an admission rule's scope.
-var serverDefault = []struct{ marker, field, value string }{
+// serverDefault are fields the server defaults inside atomic values of
+// built-in kinds, found by a field that marks the struct: an
+// ObjectFieldSelector's apiVersion, an admission rule's scope, an
+// admission policy's match constraints. (Custom resources take their
+// defaults from their CRD's schema: CRDSchemas.)
+var serverDefault = []struct {
+	marker, field string
+	value         any
+}{
 	{"fieldPath", "apiVersion", "v1"},
 	{"operations", "scope", "*"},
+	{"resourceRules", "matchPolicy", "Equivalent"},
+	{"resourceRules", "objectSelector", map[string]any{}},
+	{"resourceRules", "namespaceSelector", map[string]any{}},
 }
 
 // withoutDefaults returns live's value l less the serverDefault fields that
@@ -434,7 +527,7 @@ func withoutDefaults(d, l any) any {
 			out[k] = withoutDefaults(dm[k], v)
 		}
 		for _, sd := range serverDefault {
-			if _, marked := lv[sd.marker]; marked && !hasKey(dm, sd.field) && lv[sd.field] == sd.value {
+			if _, marked := lv[sd.marker]; marked && !hasKey(dm, sd.field) && hasKey(lv, sd.field) && equalJSON(lv[sd.field], sd.value) {
 				delete(out, sd.field)
 			}
 		}

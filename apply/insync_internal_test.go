@@ -193,6 +193,17 @@ func TestInSync(t *testing.T) {
 			want: "metadata.labels.app.kubernetes.io/managed-by: not in live"},
 		{name: "replicas left to an autoscaler but still meshctl's", desired: setField("spec", "replicas")(nil), live: none,
 			want: "spec: meshctl owns .replicas, which desired lacks"},
+		// Turning HA off drops several fields meshctl owned from one
+		// object. Leaving the library's iterator early panicked here
+		// (issue 20): the first is named, and nothing panics.
+		{name: "two owned fields with sets below them that desired lacks", desired: func(u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, "spec", "template", "spec", "containers")
+			unstructured.RemoveNestedField(u.Object, "spec", "template", "spec", "volumes")
+		}, live: none, want: "spec.template.spec: meshctl owns .containers, which desired lacks"},
+		{name: "two owned leaves that desired lacks", desired: func(u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, "spec", "replicas")
+			unstructured.RemoveNestedField(u.Object, "spec", "strategy")
+		}, live: none, want: "spec: meshctl owns .replicas, which desired lacks"},
 		{name: "an empty map that live lacks", desired: none, live: func(u *unstructured.Unstructured) {
 			vs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "volumes")
 			delete(vs[0].(map[string]any), "emptyDir")
@@ -235,7 +246,7 @@ func TestInSync(t *testing.T) {
 			d, l := fromYAML(t, desiredWeb), fromYAML(t, liveWeb)
 			tc.desired(d)
 			tc.live(l)
-			if got := notInSync(d, l); got != tc.want {
+			if got := NotInSync(d, l); got != tc.want {
 				t.Errorf("notInSync = %q, want %q", got, tc.want)
 			}
 			if InSync(d, l) != (tc.want == "") {
@@ -293,7 +304,7 @@ spec: {size: 1}
 			if tc.live != nil {
 				tc.live(l)
 			}
-			if got := notInSync(d, l); got != tc.want {
+			if got := NotInSync(d, l); got != tc.want {
 				t.Errorf("notInSync = %q, want %q", got, tc.want)
 			}
 		})
@@ -337,7 +348,7 @@ data: {password: aHVudGVyMg==}
 		t.Run(tc.name, func(t *testing.T) {
 			d, l := fromYAML(t, desired), fromYAML(t, live)
 			unstructured.SetNestedField(l.Object, tc.data, "data", "password")
-			if got := notInSync(d, l); got != tc.want {
+			if got := NotInSync(d, l); got != tc.want {
 				t.Errorf("notInSync = %q, want %q", got, tc.want)
 			}
 			if _, ok := l.Object["stringData"]; ok {

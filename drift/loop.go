@@ -63,6 +63,9 @@ type Options struct {
 	// ApplyTimeout bounds one full apply (default 5m). An apply that has
 	// started is finished on shutdown, within this bound.
 	ApplyTimeout time.Duration
+	// MaxDeletions caps how much one apply may prune, as apply's
+	// --max-deletions (zero: 50% of the inventory).
+	MaxDeletions apply.Limit
 	// LeaderElect makes the replicas share a Lease; only its holder writes.
 	LeaderElect bool
 	Lease       LeaseOptions
@@ -108,6 +111,7 @@ type Loop struct {
 	mu       sync.Mutex
 	desired  map[Key]desiredObject
 	set      apply.Set
+	crds     *apply.CRDSchemas // of set
 	revision string
 	failed   string // a revision that did not render
 	seen     map[Key]time.Time
@@ -410,12 +414,13 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 		}
 	}
 	began := time.Now()
-	set, notes, err := l.o.Render(ctx, snap.Path)
-	if err != nil && snap.Root != "" && snap.Origin != "" {
-		// Positions name the file the user edits, not the snapshot's copy.
-		err = errors.New(strings.ReplaceAll(err.Error(), snap.Root, snap.Origin))
-	}
+	set, notes, err := l.render(ctx, snap.Path)
 	if err != nil {
+		why := reason(err, "RenderFailed")
+		if snap.Root != "" && snap.Origin != "" {
+			// Positions name the file the user edits, not the snapshot's copy.
+			err = errors.New(strings.ReplaceAll(err.Error(), snap.Root, snap.Origin))
+		}
 		l.m.errors.WithLabelValues("render").Inc()
 		l.m.reconciles.WithLabelValues("render", "error").Inc()
 		l.mu.Lock()
@@ -425,7 +430,7 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 		if l.revision != "" {
 			keep = "revision " + l.revision + " stays applied; nothing is pruned"
 		}
-		l.fail(ctx, "RenderFailed", fmt.Sprintf("revision %s does not render (%s)", snap.Revision, keep), err, snap.Revision)
+		l.fail(ctx, why, fmt.Sprintf("revision %s does not render (%s)", snap.Revision, keep), err, snap.Revision)
 		return l.revision != ""
 	}
 	for _, n := range notes {
@@ -452,14 +457,17 @@ func (l *Loop) install(set apply.Set, revision string) error {
 	}
 	set.Digest = digest
 	desired := make(map[Key]desiredObject, set.Count())
+	var all []*unstructured.Unstructured
 	for _, st := range set.Stages {
 		for _, u := range st.Objects {
 			desired[keyOf(u)] = desiredObject{obj: u, stage: st.Name}
 		}
+		all = append(all, st.Objects...)
 	}
+	crds := apply.SchemasOf(all)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.desired, l.set, l.revision, l.failed = desired, set, revision, ""
+	l.desired, l.set, l.crds, l.revision, l.failed = desired, set, crds, revision, ""
 	l.unapplied.Store(true)
 	for k := range l.drifted {
 		if _, ok := desired[k]; !ok {
@@ -475,7 +483,7 @@ func (l *Loop) install(set apply.Set, revision string) error {
 // it is pruned. In detect mode it is a server dry-run of what differs.
 func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 	l.mu.Lock()
-	set, revision := l.set, l.revision
+	set, crds, revision := l.set, l.crds, l.revision
 	l.mu.Unlock()
 	began := time.Now()
 	var all []*unstructured.Unstructured
@@ -493,14 +501,14 @@ func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 	// An apply that has begun is finished even when ctx ends: the
 	// inventory then says what it did, for the next leader.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.o.ApplyTimeout)
-	res, err := l.o.Client.Apply(actx, set, apply.Options{Prune: true, DryRun: l.o.Mode == Detect, Live: l.watch, Timeout: l.o.ApplyTimeout})
+	res, err := l.apply(actx, set, crds)
 	cancel()
 	took := time.Since(began)
 	l.m.duration.WithLabelValues(trigger).Observe(took.Seconds())
 	if err != nil {
 		l.m.errors.WithLabelValues("apply").Inc()
 		l.m.reconciles.WithLabelValues(trigger, "error").Inc()
-		l.fail(ctx, "ApplyFailed", "applying revision "+revision, err, "")
+		l.fail(ctx, reason(err, "ApplyFailed"), "applying revision "+revision, err, "")
 		return false
 	}
 	l.m.reconciles.WithLabelValues(trigger, "success").Inc()
@@ -586,13 +594,13 @@ func (l *Loop) next(ctx context.Context) bool {
 		return false
 	}
 	defer l.queue.Done(k)
-	if err := l.check(ctx, k); err != nil {
+	if err := l.checkSafely(ctx, k); err != nil {
 		if ctx.Err() != nil {
 			return true
 		}
 		l.m.errors.WithLabelValues("correct").Inc()
 		l.log.Error("correcting drift failed; retrying", "object", k.ID(), "error", err.Error())
-		l.event(corev1.EventTypeWarning, "CorrectionFailed", "%s: %v", k.ID(), err)
+		l.event(corev1.EventTypeWarning, reason(err, "CorrectionFailed"), "%s: %v", k.ID(), err)
 		if st, fresh := l.markDrifted(k); fresh {
 			l.record(ctx, st)
 		}
@@ -603,12 +611,32 @@ func (l *Loop) next(ctx context.Context) bool {
 	return true
 }
 
+// render renders a snapshot; a panic is an error.
+func (l *Loop) render(ctx context.Context, path string) (set apply.Set, notes []string, err error) {
+	defer l.recovered("render", &err)
+	return l.o.Render(ctx, path)
+}
+
+// apply applies the whole render; a panic is an error.
+func (l *Loop) apply(ctx context.Context, set apply.Set, crds *apply.CRDSchemas) (res *apply.Result, err error) {
+	defer l.recovered("apply", &err)
+	return l.o.Client.Apply(ctx, set, apply.Options{Prune: true, MaxDeletions: l.o.MaxDeletions, DryRun: l.o.Mode == Detect, Live: l.watch, CRDs: crds, Timeout: l.o.ApplyTimeout})
+}
+
+// checkSafely is check, with a panic an error: the object is retried like
+// one whose correction failed, and the other objects go on being kept.
+func (l *Loop) checkSafely(ctx context.Context, k Key) (err error) {
+	defer l.recovered("correct", &err)
+	return l.check(ctx, k)
+}
+
 // check compares one object with the render, from the cache, and
 // re-applies it when it drifted.
 func (l *Loop) check(ctx context.Context, k Key) error {
 	l.mu.Lock()
 	d, ok := l.desired[k]
 	seen := l.seen[k]
+	crds := l.crds
 	l.mu.Unlock()
 	if !ok {
 		return nil
@@ -618,7 +646,7 @@ func (l *Loop) check(ctx context.Context, k Key) error {
 	if !known && !l.watch.watches(gvk.GroupKind()) {
 		return nil // the resync covers kinds not watched yet
 	}
-	if known && apply.InSync(d.obj, live) {
+	if known && crds.InSync(d.obj, live) {
 		l.settled(ctx, k)
 		return nil
 	}
@@ -628,7 +656,7 @@ func (l *Loop) check(ctx context.Context, k Key) error {
 	}
 	// The cache says it differs; the server decides (a dry-run in detect
 	// mode), so that nothing is reported that would not change.
-	entries, err := l.o.Client.ApplyObjects(ctx, d.stage, []*unstructured.Unstructured{d.obj}, apply.Options{Live: l.watch, DryRun: l.o.Mode == Detect})
+	entries, err := l.o.Client.ApplyObjects(ctx, d.stage, []*unstructured.Unstructured{d.obj}, apply.Options{Live: l.watch, CRDs: crds, DryRun: l.o.Mode == Detect})
 	if err != nil {
 		return err
 	}
@@ -651,9 +679,15 @@ func (l *Loop) check(ctx context.Context, k Key) error {
 		return nil
 	}
 	l.m.corrections.WithLabelValues(k.Kind).Inc()
-	if !seen.IsZero() {
-		l.m.latency.Observe(latency.Seconds())
+	if seen.IsZero() {
+		// A retry, or an object queued by more than one event: when it
+		// drifted is not known, so no latency is claimed.
+		l.log.Info("drift corrected", "object", k.ID(), "what", what)
+		l.event(corev1.EventTypeNormal, "Corrected", "%s was %s outside meshctl; re-applied", k.ID(), what)
+		l.settled(ctx, k)
+		return nil
 	}
+	l.m.latency.Observe(latency.Seconds())
 	l.log.Info("drift corrected", "object", k.ID(), "what", what, "latency", latency.Round(time.Millisecond).String())
 	l.event(corev1.EventTypeNormal, "Corrected", "%s was %s outside meshctl; re-applied in %s", k.ID(), what, latency.Round(time.Millisecond))
 	l.settled(ctx, k)

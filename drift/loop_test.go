@@ -105,7 +105,9 @@ func (e *env) start(o drift.Options) *running {
 	}
 	logs := &syncBuffer{}
 	o.Config, o.Source = cfg, src
-	o.Render = drift.MeshRenderer(o.Client, "test")
+	if o.Render == nil {
+		o.Render = drift.MeshRenderer(o.Client, "test")
+	}
 	o.Log = slog.New(slog.NewTextHandler(logs, nil))
 	if o.Poll == 0 {
 		o.Poll = 200 * time.Millisecond
@@ -317,18 +319,7 @@ func TestLoopKeepsTheClusterMatchingTheFile(t *testing.T) {
 
 	t.Run("Events record the corrections", func(t *testing.T) {
 		e := e.in(t)
-		e.until("a Corrected Event on the inventory", time.Minute, func() (bool, error) {
-			evs, err := e.cluster.Client.CoreV1().Events(e.client.Namespace()).List(e.ctx, metav1.ListOptions{})
-			if err != nil {
-				return false, err
-			}
-			for _, ev := range evs.Items {
-				if ev.Reason == "Corrected" && ev.InvolvedObject.Name == apply.InventoryName && strings.Contains(ev.Message, "ConfigMap/linkerd/linkerd-config") {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
+		e.event("Corrected", "ConfigMap/linkerd/linkerd-config")
 	})
 
 	t.Run("a change to the file is applied, and a removal pruned", func(t *testing.T) {
@@ -382,6 +373,26 @@ func TestLoopKeepsTheClusterMatchingTheFile(t *testing.T) {
 		}
 		e.write(defaultMesh(t))
 		e.inSync(time.Minute)
+	})
+}
+
+// event waits for an Event on the inventory with reason, whose message
+// holds text.
+func (e *env) event(reason, text string) {
+	e.t.Helper()
+	e.until("a "+reason+" Event on the inventory", time.Minute, func() (bool, error) {
+		evs, err := e.cluster.Client.CoreV1().Events(e.client.Namespace()).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		var seen []string
+		for _, ev := range evs.Items {
+			if ev.Reason == reason && ev.InvolvedObject.Name == apply.InventoryName && strings.Contains(ev.Message, text) {
+				return true, nil
+			}
+			seen = append(seen, ev.Reason+": "+ev.Message)
+		}
+		return false, fmt.Errorf("events: %q", seen)
 	})
 }
 
@@ -526,18 +537,7 @@ func TestDetectModeReportsAndWritesNothing(t *testing.T) {
 	if n := scrape(t, r.loop.MetricsAddr, "meshctl_drift_corrections_total"); n != 0 {
 		t.Errorf("detect mode corrected %v objects", n)
 	}
-	e.until("a Drifted Event", time.Minute, func() (bool, error) {
-		evs, err := e.cluster.Client.CoreV1().Events(e.client.Namespace()).List(e.ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs.Items {
-			if ev.Reason == "Drifted" && strings.Contains(ev.Message, "linkerd-config") {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	e.event("Drifted", "linkerd-config")
 	now, err := e.configMap("linkerd", "linkerd-config")
 	if err != nil {
 		t.Fatal(err)
@@ -616,4 +616,50 @@ func TestLoopRecoversFromAnAPIServerRestart(t *testing.T) {
 	if st := e.status(); st.State != drift.StateInSync {
 		t.Errorf("status after the restart: %q (%s)", st.State, st.LastError)
 	}
+}
+
+// TestLoopSurvivesAPanic: a panic in one step (here a render, made to
+// panic on a marker) is a bug, recovered: logged with its stack, counted,
+// recorded in the status and as an Event, and the loop goes on keeping the
+// cluster from the last good render.
+func TestLoopSurvivesAPanic(t *testing.T) {
+	e := newEnv(t)
+	mesh := drift.MeshRenderer(e.client, "test")
+	render := func(ctx context.Context, path string) (apply.Set, []string, error) {
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), "// panic here") {
+			panic("range function continued iteration after function for loop body returned false")
+		}
+		return mesh(ctx, path)
+	}
+	r := e.start(drift.Options{Interval: time.Hour, Render: render})
+	e.inSync(3 * time.Minute)
+	want, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write(defaultMesh(t) + "\n// panic here\n")
+	bad := e.revision()
+	var st *drift.Status
+	e.until("the loop to record the panic", time.Minute, func() (bool, error) {
+		st = e.status()
+		return st.FailedRevision == bad, nil
+	})
+	if st.State != drift.StateFailing || !strings.Contains(st.LastError, "internal error in render: range function continued iteration") {
+		t.Errorf("status after a panic: state %q, error %q", st.State, st.LastError)
+	}
+	if n := scrape(t, r.loop.MetricsAddr, "meshctl_errors_total", `where="panic"`); n != 1 {
+		t.Errorf(`meshctl_errors_total{where="panic"} = %v, want 1`, n)
+	}
+	if logs := r.logs.String(); !strings.Contains(logs, "recovered from a panic") || !strings.Contains(logs, "runtime/debug.Stack") {
+		t.Errorf("the log holds no panic with its stack:\n%s", logs)
+	}
+	e.event("Panicked", "internal error in render")
+	// Still keeping the cluster, from the last good render.
+	e.intrude("edited after the panic")
+	e.until("linkerd-config's data to be restored", time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == want.Data["values"], err
+	})
+	e.write(defaultMesh(t))
+	e.inSync(time.Minute)
 }

@@ -58,7 +58,7 @@ func NewMetrics() *Metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshctl_errors_total",
-			Help: "Failures, by where: source, render, apply, correct, status.",
+			Help: "Failures, by where: source, render, apply, correct, status, and panic (a bug in meshctl, recovered).",
 		}, []string{"where"}),
 		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshctl_applied_revision_info",

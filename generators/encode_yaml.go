@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	goyaml "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
@@ -62,6 +63,9 @@ func jsonNumbers(v any) (any, bool) {
 		}
 		out := make(map[string]any, len(v))
 		for k, x := range v {
+			if invalidUTF8(k) {
+				return nil, false
+			}
 			n, ok := jsonNumbers(x)
 			if !ok {
 				return nil, false
@@ -90,11 +94,29 @@ func jsonNumbers(v any) (any, bool) {
 			return int64(v), true
 		}
 		return v, true
-	case string, bool, nil, int64, int, int32, []string, map[string]string:
+	case string:
+		return v, utf8.ValidString(v)
+	case []string:
+		return v, !slices.ContainsFunc(v, invalidUTF8)
+	case map[string]string:
+		for k, x := range v {
+			if invalidUTF8(k) || invalidUTF8(x) {
+				return nil, false
+			}
+		}
+		return v, true
+	case bool, nil, int64, int, int32:
 		return v, true
 	}
 	return nil, false
 }
+
+// invalidUTF8 reports a string that is not UTF-8. A Kubernetes object is
+// JSON, which holds only UTF-8: the API server stores each invalid byte as
+// U+FFFD, and so does sigs.k8s.io/yaml's detour through JSON, while go-yaml
+// alone writes the string as !!binary. Such strings take the detour, so
+// that build writes what the cluster would hold.
+func invalidUTF8(s string) bool { return !utf8.ValidString(s) }
 
 // yamlWidth is go-yaml's preferred line width: a plain scalar is folded at a
 // space once its line is longer.

@@ -128,6 +128,9 @@ var trickyStrings = []string{
 	"a\nb", "a\tb", "é", "a'b", "a\"b", "'a'", "&a", "*a", "!a", "|a", ">a", "%a", "@a", "`a",
 	"linkerd.io/control-plane-ns", "-log-level=info", "--identity-trust-domain=cluster.local",
 	strings.Repeat("word ", 20), strings.Repeat("x", 100), strings.Repeat("ab ", 26) + "c",
+	// Not UTF-8: go-yaml alone writes !!binary, the library (and the API
+	// server) U+FFFD per byte. FuzzFastYAML found it.
+	"\xf6", "a\xf6\xf7b", "\xe2\x82",
 }
 
 // TestFastYAMLStrings puts tricky and random strings in every position a

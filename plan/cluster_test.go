@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/apply"
-	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/internal/meshtest"
 	"github.com/meshctl/meshctl/internal/testcluster"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
@@ -232,13 +231,7 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 	for _, p := range append(paths, goldens...) {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			m := load(t, p)
-			if ref := m.ControlPlane.Identity.TrustAnchor.SecretRef; ref != nil {
-				trustAnchorSecret(t, ctx, ref)
-			}
-			if m.Viz.Prometheus.Operator {
-				// The operator's PodMonitor kind, as a cluster that runs it has.
-				shared.Get(t).StandInCRD(t, "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors")
-			}
+			meshtest.Prepare(t, shared.Get(t), m)
 			res, err := applyMesh(t, ctx, c, m, apply.Options{DryRun: true, ForcePrune: true})
 			if err != nil {
 				t.Fatalf("server rejected the render: %v", err)
@@ -247,27 +240,6 @@ func TestEveryExampleIsAccepted(t *testing.T) {
 				t.Error("nothing dry-run")
 			}
 		})
-	}
-}
-
-// trustAnchorSecret creates the Secret a mesh takes its trust anchor from,
-// as a platform team's PKI would.
-func trustAnchorSecret(t *testing.T, ctx context.Context, ref *schema.SecretRef) {
-	cluster := shared.Get(t)
-	b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// cert-manager's Certificate kind, as a cluster with cert-manager has it.
-	cluster.StandInCRD(t, "cert-manager.io", "v1", "Certificate", "certificates")
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ref.Namespace}}
-	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: ref.Namespace},
-		Data: map[string][]byte{ref.Key: []byte(b.TrustAnchorsPEM)}}
-	if _, err := cluster.Client.CoreV1().Secrets(ref.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,46 @@ func main() {
 // run is the whole CLI: it builds a fresh command tree, so that nothing
 // outlives one call, and turns the outcome into an exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return guarded(args, stderr, func() int { return execute(args, stdout, stderr) })
+}
+
+// guarded runs body and turns a panic into one line on stderr and exit 3:
+// a panic is a bug in meshctl, and its stack is for the bug report, not for
+// the user's terminal, so it is printed only with -v (--verbose).
+func guarded(args []string, stderr io.Writer, body func() int) (code int) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		verb := "meshctl"
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			verb += " " + args[0]
+		}
+		if verbose(args) {
+			fmt.Fprintf(stderr, "%s: internal error: %v; this is a bug in meshctl: please report it with this stack:\n%s", verb, r, debug.Stack())
+		} else {
+			fmt.Fprintf(stderr, "%s: internal error: %v; this is a bug in meshctl: please report it (run again with -v for the stack)\n", verb, r)
+		}
+		code = exitError
+	}()
+	return body()
+}
+
+// verbose reports -v or --verbose among the flags of args.
+func verbose(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-v", "--verbose", "--verbose=true":
+			return true
+		}
+	}
+	return false
+}
+
+func execute(args []string, stdout, stderr io.Writer) int {
 	silenceClientLogs()
 	root := newRoot(stdout, stderr)
 	if len(args) == 0 {
@@ -87,6 +128,8 @@ directory is safe.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Read by guarded, which must know it even when parsing never finished.
+	root.PersistentFlags().BoolP("verbose", "v", false, "on an internal error (a bug in meshctl), print its stack trace")
 	root.AddCommand(
 		newVetCmd(stdout, stderr),
 		newBuildCmd(stdout, stderr),

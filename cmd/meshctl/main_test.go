@@ -211,3 +211,40 @@ func TestVetExplainsPrometheusMemory(t *testing.T) {
 		t.Errorf("vet -q: exit %d, said %q", code, out)
 	}
 }
+
+// TestPanicIsOneLine: a panic (a bug) is one line and exit 3; the stack
+// only with -v.
+func TestPanicIsOneLine(t *testing.T) {
+	boom := func() int { panic("range function continued iteration") }
+	for _, tc := range []struct {
+		args  []string
+		stack bool
+	}{
+		{[]string{"apply", "mesh.cue"}, false},
+		{[]string{"apply", "-v", "mesh.cue"}, true},
+		{[]string{"diff", "--verbose", "mesh.cue"}, true},
+		{[]string{"diff", "--", "-v"}, false},
+	} {
+		var errOut bytes.Buffer
+		code := guarded(tc.args, &errOut, boom)
+		got := errOut.String()
+		if code != exitError {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, exitError)
+		}
+		first, _, _ := strings.Cut(got, "\n")
+		want := "meshctl " + tc.args[0] + ": internal error: range function continued iteration; this is a bug in meshctl"
+		if !strings.HasPrefix(first, want) {
+			t.Errorf("%v: first line %q, want it to start %q", tc.args, first, want)
+		}
+		if hasStack := strings.Contains(got, "goroutine ") && strings.Contains(got, ".go:"); hasStack != tc.stack {
+			t.Errorf("%v: stack printed %v, want %v:\n%s", tc.args, hasStack, tc.stack, got)
+		}
+		if !tc.stack && strings.Count(got, "\n") != 1 {
+			t.Errorf("%v: want one line, got %q", tc.args, got)
+		}
+	}
+	// -v is a flag every command accepts.
+	if code, _, errOut := runCLI("vet", "-v", "../../examples/ha.cue"); code != exitOK {
+		t.Errorf("vet -v: exit %d: %s", code, errOut)
+	}
+}

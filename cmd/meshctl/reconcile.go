@@ -41,6 +41,13 @@ then keep the cluster matching it until stopped (SIGTERM or Ctrl-C).
     re-applied at once from the last render. Objects in sync cost nothing:
     they are compared with the cache, not dry-run.
   - Every --interval a full resync re-applies what differs and prunes.
+  - A revision whose apply would prune more than --max-deletions (50% of
+    the inventory by default), or everything, is refused as apply refuses
+    it: recorded as failing, and retried, with nothing written.
+  - A panic (a bug in meshctl) in a render, an apply or a correction is
+    recovered: its stack goes to the log, meshctl_errors_total{where=
+    "panic"} counts it, the status and an Event record it, and the loop
+    goes on from the last good render.
   - --mode detect reports drift (log, metric, Event, status) and writes
     nothing.
   - With --leader-elect, replicas share the Lease meshctl-reconciler in the
@@ -77,6 +84,7 @@ cluster, address in use).`,
 	fs.DurationVar(&f.o.Poll, "poll", 5*time.Second, "how often the source is read")
 	fs.DurationVar(&f.o.Debounce, "debounce", time.Second, "how long a changed source must hold still before it renders")
 	fs.DurationVar(&f.o.ApplyTimeout, "apply-timeout", 5*time.Minute, "bound of one full apply; on shutdown a started apply is finished within it")
+	fs.Var(limitValue{&f.o.MaxDeletions}, "max-deletions", "most objects one apply may prune: a count, or a percentage of the inventory")
 	f.mode = string(drift.Correct)
 	fs.Var(enumValue{&f.mode, []string{string(drift.Correct), string(drift.Detect)}}, "mode", "correct: re-apply drifted objects; detect: report drift, write nothing")
 	fs.BoolVar(&f.o.LeaderElect, "leader-elect", false, "share a Lease with other replicas; only the holder writes")

@@ -33,10 +33,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/meshctl/meshctl/apply"
-	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/drift"
 	"github.com/meshctl/meshctl/drift/install"
 	"github.com/meshctl/meshctl/drift/source"
+	"github.com/meshctl/meshctl/internal/meshtest"
 	"github.com/meshctl/meshctl/internal/testcluster"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
@@ -270,25 +270,7 @@ func (e *rbacEnv) token(t *testing.T, ns string) *rest.Config {
 // Prometheus Operator.
 func (e *rbacEnv) prepare(t *testing.T, m *schema.Mesh) {
 	t.Helper()
-	if ref := m.ControlPlane.Identity.TrustAnchor.SecretRef; ref != nil {
-		e.cluster.StandInCRD(t, "cert-manager.io", "v1", "Certificate", "certificates")
-		b, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ref.Namespace}}
-		if err := e.admin.Create(e.ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: ref.Namespace},
-			Data: map[string][]byte{ref.Key: []byte(b.TrustAnchorsPEM)}}
-		if err := e.admin.Create(e.ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
-	if m.Viz.Prometheus.Operator {
-		e.cluster.StandInCRD(t, "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors")
-	}
+	meshtest.Prepare(t, e.cluster, m)
 }
 
 func (e *rbacEnv) meshApply(t *testing.T, m *schema.Mesh, o apply.Options) *apply.Result {
