@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CUE     := $(or $(shell $(GO) env GOPATH),$(HOME)/go)/bin/cue
 
-.PHONY: all build test testbin vet fmt-check golden-check bench fuzz cue-vet demo cluster clean
+.PHONY: all build test testbin nginx vet fmt-check golden-check bench fuzz cue-vet demo cluster clean
 
 all: build
 
@@ -13,9 +13,10 @@ build: ## Build ./bin/meshctl
 
 # -count=1: the real-cluster tests run binaries that go test's cache does
 # not track, so a cached pass would prove nothing.
-test: fmt-check vet golden-check testbin ## Unit, golden, CLI and real-cluster tests
+test: fmt-check vet golden-check testbin nginx ## Unit, golden, CLI and real-cluster tests; other programs' parsers on the configs meshctl writes for them
 	$(GO) test -count=1 -timeout 30m ./...
 	cd hack/promql && $(GO) test -count=1 ./...
+	cd hack/otelcol && $(GO) test -count=1 ./...
 
 # The test cluster's binaries, built from the Go module proxy at pinned
 # versions and cached outside the checkout (about 10 minutes cold, nothing
@@ -23,9 +24,17 @@ test: fmt-check vet golden-check testbin ## Unit, golden, CLI and real-cluster t
 testbin: ## Build or find kube-apiserver, etcd, kwok & co.
 	$(GO) run ./hack/testbin
 
+# Debian's nginx, for hack/nginx: nginx -t on every fault backend's
+# nginx.conf, and each run on loopback. Installed when none is found, as
+# testbin builds the cluster's binaries (apt-get needs root).
+nginx: ## Install Debian's nginx when there is none
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; }
+
 vet:
 	$(GO) vet ./...
 	cd hack/promql && $(GO) vet ./...
+	cd hack/otelcol && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

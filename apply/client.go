@@ -1,12 +1,15 @@
 package apply
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +22,7 @@ type Client struct {
 	disco     discovery.DiscoveryInterface
 	rm        *ssa.ResourceManager
 	namespace string
+	host      string
 	// dryRuns counts the server dry-runs this client made.
 	dryRuns *atomic.Int64
 }
@@ -56,8 +60,24 @@ func New(cfg *rest.Config, namespace string) (*Client, error) {
 	poller := polling.NewStatusPoller(kube, mapper, polling.Options{})
 	rm := ssa.NewResourceManager(kube, poller, ssa.Owner{Field: FieldManager, Group: "meshctl.io"})
 	rm.SetConcurrency(8)
-	return &Client{kube: kube, disco: disco, rm: rm, namespace: namespace, dryRuns: dryRuns}, nil
+	return &Client{kube: kube, disco: disco, rm: rm, namespace: namespace, host: cfg.Host, dryRuns: dryRuns}, nil
 }
+
+// Ping asks the API server for its version, and returns an error only when
+// no answer came back (the server is down, the address is wrong, TLS
+// failed): a server that answers, even with a refusal, is reachable, and
+// what it refuses is reported by the request that needs it.
+func (c *Client) Ping(ctx context.Context) error {
+	err := c.disco.RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+	var st apierrors.APIStatus
+	if err == nil || errors.As(err, &st) {
+		return nil
+	}
+	return err
+}
+
+// Host is the API server's address.
+func (c *Client) Host() string { return c.host }
 
 // Namespace is where the inventory lives.
 func (c *Client) Namespace() string { return c.namespace }

@@ -22,6 +22,13 @@ type LiveObjects interface {
 	Live(gvk schema.GroupVersionKind, namespace, name string) (obj *unstructured.Unstructured, ok bool)
 }
 
+// Enumerator is LiveObjects that can also give every object of a kind in a
+// namespace, for the kinds it listed whole (ListLive's wide kinds). ok is
+// false when it does not know them all.
+type Enumerator interface {
+	All(gvk schema.GroupVersionKind, namespace string) (objs []*unstructured.Unstructured, ok bool)
+}
+
 // listed is LiveObjects read with one LIST per kind.
 type listed map[schema.GroupVersionKind]*listedKind
 
@@ -46,6 +53,22 @@ func (l listed) Live(gvk schema.GroupVersionKind, namespace, name string) (*unst
 		return nil, true
 	}
 	return nil, false
+}
+
+// All implements Enumerator.
+func (l listed) All(gvk schema.GroupVersionKind, namespace string) ([]*unstructured.Unstructured, bool) {
+	k, ok := l[gvk]
+	if !ok || !k.complete || k.namespace != "" && k.namespace != namespace {
+		return nil, false
+	}
+	var out []*unstructured.Unstructured
+	for _, u := range k.objs {
+		if u.GetNamespace() == namespace {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out, true
 }
 
 // listQuery is the one LIST a kind gets.

@@ -116,6 +116,31 @@ func (b *Bundle) Rotate(o Options, rotateBefore time.Duration, issuer bool) ([]R
 	return out, nil
 }
 
+// NextDue is the earliest moment Rotate would replace a certificate of b:
+// the issuer (when issuer is true and b holds the anchor's key) and the
+// webhook serving pairs, by the rotateBefore policy. It is zero when b
+// holds nothing Rotate replaces. A reconcile loop sleeps until then.
+func (b *Bundle) NextDue(rotateBefore time.Duration, issuer bool) time.Time {
+	var next time.Time
+	consider := func(pemText string) {
+		cs, err := parseCerts(pemText)
+		if err != nil || len(cs) == 0 {
+			return
+		}
+		at := cs[0].NotAfter.Add(-RotateThreshold(Lifetime(cs[0]), rotateBefore))
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if issuer && b.Anchor != nil && b.Issuer != nil {
+		consider(b.Issuer.CertPEM)
+	}
+	for _, kp := range b.Webhooks {
+		consider(kp.CertPEM)
+	}
+	return next
+}
+
 // defaults fills in Now and Rand.
 func (o Options) defaults() Options {
 	if o.Now.IsZero() {

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/x509"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,39 @@ func TestStatus(t *testing.T) {
 	want[0].CanRotate, want[1].CanRotate = false, false
 	if d := cmp.Diff(want, adopted.Status(now)); d != "" {
 		t.Errorf("adopted (-want +got):\n%s", d)
+	}
+}
+
+// TestNextDue: the moment Rotate first replaces something is the moment
+// NextDue gives, not before.
+func TestNextDue(t *testing.T) {
+	made := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b, err := Generate(shortLived(made))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10-minute certificates rotate a third of their life before expiry.
+	want := made.Add(10*time.Minute - RotateThreshold(10*time.Minute, 0))
+	if got := b.NextDue(0, true); !got.Equal(want) {
+		t.Fatalf("NextDue = %s, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want int
+	}{{want.Add(-time.Second), 0}, {want, len(b.Webhooks) + 1}} {
+		c := *b
+		c.Webhooks = maps.Clone(b.Webhooks)
+		o := opts
+		o.Now = tc.at
+		if r, err := c.Rotate(o, 0, true); err != nil || len(r) != tc.want {
+			t.Errorf("Rotate at %s: %d rotated (%v), want %d", tc.at, len(r), err, tc.want)
+		}
+	}
+	if got := b.NextDue(2*time.Minute, true); !got.Equal(made.Add(8 * time.Minute)) {
+		t.Errorf("NextDue with rotateBefore 2m = %s", got)
+	}
+	none := &Bundle{Issuer: b.Issuer}
+	if got := none.NextDue(0, true); !got.IsZero() {
+		t.Errorf("an issuer without the anchor's key is not meshctl's to rotate: NextDue = %s", got)
 	}
 }

@@ -7,9 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +28,8 @@ import (
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/drift/source"
+	"github.com/meshctl/meshctl/plan"
+	"github.com/meshctl/meshctl/schema"
 )
 
 // Mode says what the loop does about drift.
@@ -43,17 +42,21 @@ const (
 	Detect Mode = "detect"
 )
 
-// Renderer turns a snapshot of the source into the objects to apply. notes
-// say what it did on the way (certificates it created, say).
-type Renderer func(ctx context.Context, path string) (set apply.Set, notes []string, err error)
-
 // Options configure a Loop. Zero values take the defaults given.
 type Options struct {
 	Config *rest.Config
 	Client *apply.Client
-	Source source.Source
-	Render Renderer
-	Mode   Mode
+	// ClientSource says where Config came from, for an unreachable
+	// cluster's message (default: "the reconciler's configuration").
+	ClientSource string
+	Source       source.Source
+	// Load reads a snapshot of the source into a mesh (default: a
+	// plan.Loader, which validates it and checks that it renders). A
+	// revision it refuses is recorded, and nothing of it is applied.
+	Load func(path string) (*schema.Mesh, error)
+	// Version is meshctl's, recorded in the inventory.
+	Version string
+	Mode    Mode
 	// Interval is the full resync: everything that differs is re-applied
 	// and what left the render is pruned (default 10m).
 	Interval time.Duration
@@ -108,16 +111,23 @@ type Loop struct {
 	watch *watcher
 	queue workqueue.TypedRateLimitingInterface[Key]
 
+	fleet *plan.Fleet // the cluster, as the verbs take it
+
 	mu       sync.Mutex
+	mesh     *schema.Mesh // the revision loaded last
 	desired  map[Key]desiredObject
-	set      apply.Set
-	crds     *apply.CRDSchemas // of set
+	crds     *apply.CRDSchemas // of desired
 	revision string
 	failed   string // a revision that did not render
 	seen     map[Key]time.Time
 	drifted  map[Key]bool
 	st       Status
 	written  string
+	// What the last apply reported, to say again only what changed; and
+	// when a certificate falls due next.
+	notes, warnings []string
+	evict           string
+	nextRotation    time.Time
 	// unapplied: the installed render's last full apply failed.
 	unapplied atomic.Bool
 }
@@ -129,8 +139,15 @@ type desiredObject struct {
 
 // New checks o and fills its defaults.
 func New(o Options) (*Loop, error) {
-	if o.Config == nil || o.Client == nil || o.Source == nil || o.Render == nil {
-		return nil, errors.New("drift: Config, Client, Source and Render are required")
+	if o.Config == nil || o.Client == nil || o.Source == nil {
+		return nil, errors.New("drift: Config, Client and Source are required")
+	}
+	if o.Load == nil {
+		loader := &plan.Loader{}
+		o.Load = loader.Load
+	}
+	if o.ClientSource == "" {
+		o.ClientSource = "the reconciler's configuration"
 	}
 	switch o.Mode {
 	case "":
@@ -179,7 +196,8 @@ func New(o Options) (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{})}
+	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{}),
+		fleet: plan.Single(&plan.Member{Client: o.Client, APIServer: cfg.Host, Source: o.ClientSource})}
 	l.h.stale = o.ApplyTimeout + 3*o.Poll
 	l.h.alive()
 	l.st = Status{Source: o.Source.String(), Mode: o.Mode, State: StateFailing, Leader: o.Identity}
@@ -310,6 +328,7 @@ func (l *Loop) lead(ctx context.Context) error {
 	}()
 	l.mu.Lock()
 	l.revision, l.failed, l.desired, l.seen, l.drifted = "", "", nil, map[Key]time.Time{}, map[Key]bool{}
+	l.mesh, l.notes, l.warnings, l.evict, l.nextRotation = nil, nil, nil, "", time.Time{}
 	l.mu.Unlock()
 	l.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedMaxOfRateLimiter(
@@ -347,7 +366,24 @@ func (l *Loop) lead(ctx context.Context) error {
 	defer poll.Stop()
 	resync := time.NewTicker(l.o.Interval)
 	defer resync.Stop()
+	// The rotation policy is evaluated on a timer of its own: a
+	// certificate that falls due is rotated then, however long the source
+	// stays unchanged. The timer is armed for the due time the last apply
+	// reported, once per due time: a rotation that cannot happen (the
+	// anchor itself expires) is not tried again and again.
+	rotation := time.NewTimer(time.Hour)
+	rotation.Stop()
+	defer rotation.Stop()
+	var armedFor time.Time
 	for {
+		if next := l.dueAt(); !next.Equal(armedFor) {
+			armedFor = next
+			rotation.Stop()
+			if !next.IsZero() {
+				// The policy says "due" at next: be a moment past it.
+				rotation.Reset(max(time.Until(next)+time.Second, 0))
+			}
+		}
 		select {
 		case <-ctx.Done():
 			l.log.Info("stopping: the last apply is finished")
@@ -358,444 +394,18 @@ func (l *Loop) lead(ctx context.Context) error {
 		case <-resync.C:
 			l.h.alive()
 			l.reconcile(ctx, "resync")
+		case <-rotation.C:
+			l.h.alive()
+			l.log.Info("a certificate falls due: rendering again to rotate it")
+			l.reconcile(ctx, "rotation")
 		}
 	}
 }
 
-// refresh reads the source and, when it holds a new revision, renders and
-// applies it. It reports whether a render is applied.
-func (l *Loop) refresh(ctx context.Context, first bool) bool {
-	snap, err := l.o.Source.Fetch(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false
-		}
-		l.m.errors.WithLabelValues("source").Inc()
-		l.fail(ctx, "SourceFailed", "reading "+l.o.Source.String(), err, "")
-		return !first && l.revision != ""
-	}
-	l.mu.Lock()
-	applied, failedAgain := snap.Revision == l.revision, snap.Revision == l.failed
-	st := l.st
-	l.mu.Unlock()
-	if failedAgain {
-		return l.revision != ""
-	}
-	if applied && l.unapplied.Load() {
-		// The render is in, but its apply failed: try again.
-		return l.reconcile(ctx, "retry")
-	}
-	if applied {
-		// Back to the applied revision (a broken commit reverted), or a
-		// source that answers again: the failure is over.
-		if st.LastError != "" || st.FailedRevision != "" {
-			l.mu.Lock()
-			l.failed = ""
-			l.mu.Unlock()
-			st.LastError, st.LastErrorTime, st.FailedRevision = "", nil, ""
-			l.log.Info("source back at the applied revision", "revision", snap.Revision)
-			l.record(ctx, st)
-		}
-		return true
-	}
-	if !first {
-		// A source being written settles before it renders.
-		for range 5 {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(l.o.Debounce):
-			}
-			again, err := l.o.Source.Fetch(ctx)
-			if err != nil || again.Revision == snap.Revision {
-				break
-			}
-			snap = again
-		}
-	}
-	began := time.Now()
-	set, notes, err := l.render(ctx, snap.Path)
-	if err != nil {
-		why := reason(err, "RenderFailed")
-		if snap.Root != "" && snap.Origin != "" {
-			// Positions name the file the user edits, not the snapshot's copy.
-			err = errors.New(strings.ReplaceAll(err.Error(), snap.Root, snap.Origin))
-		}
-		l.m.errors.WithLabelValues("render").Inc()
-		l.m.reconciles.WithLabelValues("render", "error").Inc()
-		l.mu.Lock()
-		l.failed = snap.Revision
-		l.mu.Unlock()
-		keep := "nothing is applied until it is fixed"
-		if l.revision != "" {
-			keep = "revision " + l.revision + " stays applied; nothing is pruned"
-		}
-		l.fail(ctx, why, fmt.Sprintf("revision %s does not render (%s)", snap.Revision, keep), err, snap.Revision)
-		return l.revision != ""
-	}
-	for _, n := range notes {
-		l.log.Info(n)
-	}
-	l.log.Info("rendered", "revision", snap.Revision, "objects", set.Count(), "took", time.Since(began).Round(time.Millisecond).String())
-	if err := l.install(set, snap.Revision); err != nil {
-		l.m.errors.WithLabelValues("render").Inc()
-		l.fail(ctx, "RenderFailed", "revision "+snap.Revision, err, snap.Revision)
-		return l.revision != ""
-	}
-	// A render's garbage (the CUE evaluation) is large beside what the
-	// loop keeps; hand it back before the caches grow.
-	debug.FreeOSMemory()
-	return l.reconcile(ctx, "render")
-}
-
-// install makes set the desired state that events are checked against.
-func (l *Loop) install(set apply.Set, revision string) error {
-	// Computed once here, not at every resync.
-	digest, err := apply.Digest(set)
-	if err != nil {
-		return err
-	}
-	set.Digest = digest
-	desired := make(map[Key]desiredObject, set.Count())
-	var all []*unstructured.Unstructured
-	for _, st := range set.Stages {
-		for _, u := range st.Objects {
-			desired[keyOf(u)] = desiredObject{obj: u, stage: st.Name}
-		}
-		all = append(all, st.Objects...)
-	}
-	crds := apply.SchemasOf(all)
+// dueAt is when a certificate meshctl rotates falls due, by what the last
+// apply reported; zero when none does.
+func (l *Loop) dueAt() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.desired, l.set, l.crds, l.revision, l.failed = desired, set, crds, revision, ""
-	l.unapplied.Store(true)
-	for k := range l.drifted {
-		if _, ok := desired[k]; !ok {
-			delete(l.drifted, k)
-		}
-	}
-	l.m.setRevision(revision)
-	l.m.managed.Set(float64(len(desired)))
-	return nil
-}
-
-// reconcile applies the whole render: what differs is re-applied, what left
-// it is pruned. In detect mode it is a server dry-run of what differs.
-func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
-	l.mu.Lock()
-	set, crds, revision := l.set, l.crds, l.revision
-	l.mu.Unlock()
-	began := time.Now()
-	var all []*unstructured.Unstructured
-	for _, st := range set.Stages {
-		all = append(all, st.Objects...)
-	}
-	if _, err := l.watch.ensure(ctx, all); err != nil {
-		if ctx.Err() != nil {
-			return false
-		}
-		l.m.errors.WithLabelValues("apply").Inc()
-		l.fail(ctx, "WatchFailed", "watching the managed kinds", err, "")
-		return false
-	}
-	// An apply that has begun is finished even when ctx ends: the
-	// inventory then says what it did, for the next leader.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.o.ApplyTimeout)
-	res, err := l.apply(actx, set, crds)
-	cancel()
-	took := time.Since(began)
-	l.m.duration.WithLabelValues(trigger).Observe(took.Seconds())
-	if err != nil {
-		l.m.errors.WithLabelValues("apply").Inc()
-		l.m.reconciles.WithLabelValues(trigger, "error").Inc()
-		l.fail(ctx, reason(err, "ApplyFailed"), "applying revision "+revision, err, "")
-		return false
-	}
-	l.m.reconciles.WithLabelValues(trigger, "success").Inc()
-	l.unapplied.Store(false)
-	// Ready before the status says so: whoever reads "in sync" there finds
-	// /readyz answering.
-	l.h.ready.Store(true)
-	// Kinds whose CRDs this apply created are watched from now on.
-	if _, err := l.watch.ensure(ctx, all); err != nil && ctx.Err() == nil {
-		l.log.Warn("watching the managed kinds", "error", err.Error())
-	}
-	var changed []string
-	l.mu.Lock()
-	for _, e := range res.Entries {
-		k := Key{groupOf(e.APIVersion), e.Kind, e.Namespace, e.Name}
-		if e.Action == apply.Unchanged || e.Action == apply.Skipped {
-			delete(l.drifted, k)
-			continue
-		}
-		changed = append(changed, e.String())
-		if l.o.Mode == Detect {
-			l.drifted[k] = true
-		} else if trigger == "resync" {
-			l.m.corrections.WithLabelValues(e.Kind).Inc()
-		}
-	}
-	st := l.st
-	if res.Writes > 0 || st.Revision != revision {
-		now := metav1.Now()
-		st.LastApplyTime = &now
-		l.m.lastApply.SetToCurrentTime()
-	}
-	st.Revision, st.LastError, st.LastErrorTime, st.FailedRevision = revision, "", nil, ""
-	st.Objects = set.Count()
-	l.mu.Unlock()
-	sort.Strings(changed)
-	verb := "applied"
-	if l.o.Mode == Detect {
-		verb = "checked"
-	}
-	l.log.Info(verb, "trigger", trigger, "revision", revision, "summary", res.SummaryLine(),
-		"writes", res.Writes, "dryRuns", res.DryRuns, "took", took.Round(time.Millisecond).String())
-	for _, c := range changed {
-		if l.o.Mode == Detect {
-			l.log.Warn("drift detected", "object", c)
-		} else if trigger == "resync" {
-			l.log.Info("drift corrected at resync", "object", c)
-		}
-	}
-	if l.o.Mode == Detect && len(changed) > 0 {
-		l.event(corev1.EventTypeWarning, "Drifted", "%d objects differ from revision %s: %s", len(changed), revision, abbreviate(changed))
-	} else if trigger == "render" && res.Writes > 0 {
-		l.event(corev1.EventTypeNormal, "Applied", "revision %s applied: %s", revision, res.SummaryLine())
-	}
-	l.record(ctx, st)
-	// A full apply of a large mesh leaves garbage several times the size
-	// of what the loop keeps (copies, request bodies); hand it back now
-	// rather than hold it until the next one.
-	debug.FreeOSMemory()
-	return true
-}
-
-// observe is the informers' handler: a managed object was added, changed
-// or deleted. Only objects of the render are queued.
-func (l *Loop) observe(k Key) {
-	l.mu.Lock()
-	_, ok := l.desired[k]
-	if ok {
-		if _, pending := l.seen[k]; !pending {
-			l.seen[k] = time.Now()
-		}
-	}
-	l.mu.Unlock()
-	if ok {
-		l.queue.Add(k)
-	}
-}
-
-// next handles one queued object; false when the queue shut down.
-func (l *Loop) next(ctx context.Context) bool {
-	k, quit := l.queue.Get()
-	if quit {
-		return false
-	}
-	defer l.queue.Done(k)
-	if err := l.checkSafely(ctx, k); err != nil {
-		if ctx.Err() != nil {
-			return true
-		}
-		l.m.errors.WithLabelValues("correct").Inc()
-		l.log.Error("correcting drift failed; retrying", "object", k.ID(), "error", err.Error())
-		l.event(corev1.EventTypeWarning, reason(err, "CorrectionFailed"), "%s: %v", k.ID(), err)
-		if st, fresh := l.markDrifted(k); fresh {
-			l.record(ctx, st)
-		}
-		l.queue.AddRateLimited(k)
-		return true
-	}
-	l.queue.Forget(k)
-	return true
-}
-
-// render renders a snapshot; a panic is an error.
-func (l *Loop) render(ctx context.Context, path string) (set apply.Set, notes []string, err error) {
-	defer l.recovered("render", &err)
-	return l.o.Render(ctx, path)
-}
-
-// apply applies the whole render; a panic is an error.
-func (l *Loop) apply(ctx context.Context, set apply.Set, crds *apply.CRDSchemas) (res *apply.Result, err error) {
-	defer l.recovered("apply", &err)
-	return l.o.Client.Apply(ctx, set, apply.Options{Prune: true, MaxDeletions: l.o.MaxDeletions, DryRun: l.o.Mode == Detect, Live: l.watch, CRDs: crds, Timeout: l.o.ApplyTimeout})
-}
-
-// checkSafely is check, with a panic an error: the object is retried like
-// one whose correction failed, and the other objects go on being kept.
-func (l *Loop) checkSafely(ctx context.Context, k Key) (err error) {
-	defer l.recovered("correct", &err)
-	return l.check(ctx, k)
-}
-
-// check compares one object with the render, from the cache, and
-// re-applies it when it drifted.
-func (l *Loop) check(ctx context.Context, k Key) error {
-	l.mu.Lock()
-	d, ok := l.desired[k]
-	seen := l.seen[k]
-	crds := l.crds
-	l.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	gvk := d.obj.GroupVersionKind()
-	live, known := l.watch.Live(gvk, k.Namespace, k.Name)
-	if !known && !l.watch.watches(gvk.GroupKind()) {
-		return nil // the resync covers kinds not watched yet
-	}
-	if known && crds.InSync(d.obj, live) {
-		l.settled(ctx, k)
-		return nil
-	}
-	what := "changed"
-	if !known {
-		what = "deleted"
-	}
-	// The cache says it differs; the server decides (a dry-run in detect
-	// mode), so that nothing is reported that would not change.
-	entries, err := l.o.Client.ApplyObjects(ctx, d.stage, []*unstructured.Unstructured{d.obj}, apply.Options{Live: l.watch, CRDs: crds, DryRun: l.o.Mode == Detect})
-	if err != nil {
-		return err
-	}
-	latency := time.Since(seen)
-	l.mu.Lock()
-	delete(l.seen, k)
-	l.mu.Unlock()
-	if len(entries) == 1 && entries[0].Action == apply.Unchanged {
-		l.log.Debug("in sync, as the server says", "object", k.ID())
-		l.settled(ctx, k)
-		return nil
-	}
-	l.m.detected.WithLabelValues(k.Kind).Inc()
-	if l.o.Mode == Detect {
-		if st, fresh := l.markDrifted(k); fresh {
-			l.log.Warn("drift detected", "object", k.ID(), "what", what)
-			l.event(corev1.EventTypeWarning, "Drifted", "%s was %s outside meshctl (detect mode: not corrected)", k.ID(), what)
-			l.record(ctx, st)
-		}
-		return nil
-	}
-	l.m.corrections.WithLabelValues(k.Kind).Inc()
-	if seen.IsZero() {
-		// A retry, or an object queued by more than one event: when it
-		// drifted is not known, so no latency is claimed.
-		l.log.Info("drift corrected", "object", k.ID(), "what", what)
-		l.event(corev1.EventTypeNormal, "Corrected", "%s was %s outside meshctl; re-applied", k.ID(), what)
-		l.settled(ctx, k)
-		return nil
-	}
-	l.m.latency.Observe(latency.Seconds())
-	l.log.Info("drift corrected", "object", k.ID(), "what", what, "latency", latency.Round(time.Millisecond).String())
-	l.event(corev1.EventTypeNormal, "Corrected", "%s was %s outside meshctl; re-applied in %s", k.ID(), what, latency.Round(time.Millisecond))
-	l.settled(ctx, k)
-	return nil
-}
-
-// markDrifted records k as drifted; fresh says it was not already, and st
-// is the status to record then.
-func (l *Loop) markDrifted(k Key) (st Status, fresh bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fresh = !l.drifted[k]
-	l.drifted[k] = true
-	return l.st, fresh
-}
-
-// settled clears an object's drift once it matches again.
-func (l *Loop) settled(ctx context.Context, k Key) {
-	l.mu.Lock()
-	delete(l.seen, k)
-	was := l.drifted[k]
-	delete(l.drifted, k)
-	st := l.st
-	l.mu.Unlock()
-	if was {
-		l.record(ctx, st)
-	}
-}
-
-// fail reports a failure: log, metric, Event, status. revision is a
-// revision that did not render, "" for other failures.
-func (l *Loop) fail(ctx context.Context, reason, doing string, err error, revision string) {
-	msg := err.Error()
-	l.log.Error(doing, "error", msg)
-	l.event(corev1.EventTypeWarning, reason, "%s: %s", doing, firstLines(msg, 5))
-	l.mu.Lock()
-	st := l.st
-	now := metav1.Now()
-	st.LastError, st.LastErrorTime = doing+": "+msg, &now
-	if revision != "" {
-		st.FailedRevision = revision
-	}
-	l.mu.Unlock()
-	l.record(ctx, st)
-}
-
-// record writes the status when it changed. st is a copy of l.st with the
-// caller's changes; State and Drifted are derived here.
-func (l *Loop) record(ctx context.Context, st Status) {
-	l.mu.Lock()
-	st.Drifted = st.Drifted[:0:0]
-	for k := range l.drifted {
-		st.Drifted = append(st.Drifted, k.ID())
-	}
-	sort.Strings(st.Drifted)
-	st.DriftedTotal = len(st.Drifted)
-	if len(st.Drifted) > maxListed {
-		st.Drifted = st.Drifted[:maxListed]
-	}
-	switch {
-	case st.LastError != "":
-		st.State = StateFailing
-	case st.DriftedTotal > 0:
-		st.State = StateDrifted
-	default:
-		st.State = StateInSync
-	}
-	l.st = st
-	l.mu.Unlock()
-	if ctx.Err() != nil {
-		ctx = context.WithoutCancel(ctx)
-	}
-	if err := writeStatus(ctx, l.o.Client.Kube(), l.o.Client.Namespace(), &st, &l.written); err != nil {
-		l.m.errors.WithLabelValues("status").Inc()
-		l.log.Warn("recording status", "error", err.Error())
-	}
-}
-
-// event records a Kubernetes Event on the inventory ConfigMap.
-func (l *Loop) event(typ, reason, format string, args ...any) {
-	if l.recorder == nil {
-		return
-	}
-	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Namespace: l.o.Client.Namespace(), Name: apply.InventoryName}
-	l.recorder.Eventf(ref, typ, reason, format, args...)
-}
-
-func groupOf(apiVersion string) string {
-	g, _, ok := strings.Cut(apiVersion, "/")
-	if !ok {
-		return ""
-	}
-	return g
-}
-
-// abbreviate lists up to five items.
-func abbreviate(items []string) string {
-	if len(items) <= 5 {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:5], ", ") + fmt.Sprintf(" and %d more", len(items)-5)
-}
-
-// firstLines keeps an Event short: a render error may list many problems.
-func firstLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) <= n {
-		return strings.Join(lines, "; ")
-	}
-	return strings.Join(lines[:n], "; ") + fmt.Sprintf("; and %d more", len(lines)-n)
+	return l.nextRotation
 }

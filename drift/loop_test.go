@@ -2,7 +2,10 @@ package drift_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,9 +28,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/drift"
 	"github.com/meshctl/meshctl/drift/source"
+	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/internal/testcluster"
+	"github.com/meshctl/meshctl/plan"
+	"github.com/meshctl/meshctl/schema"
 )
 
 // defaultMesh is the repository's mesh.cue: the control plane and one
@@ -105,9 +112,7 @@ func (e *env) start(o drift.Options) *running {
 	}
 	logs := &syncBuffer{}
 	o.Config, o.Source = cfg, src
-	if o.Render == nil {
-		o.Render = drift.MeshRenderer(o.Client, "test")
-	}
+	o.Version = "test"
 	o.Log = slog.New(slog.NewTextHandler(logs, nil))
 	if o.Poll == 0 {
 		o.Poll = 200 * time.Millisecond
@@ -512,11 +517,11 @@ func TestNoopResyncWritesNothing(t *testing.T) {
 func TestDetectModeReportsAndWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	// The mesh is applied first, as a person or CI would with meshctl apply.
-	set, _, err := drift.MeshRenderer(e.client, "test")(e.ctx, e.mesh)
+	m, err := (&plan.Loader{}).Load(e.mesh)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.Apply(e.ctx, set, apply.Options{Prune: true}); err != nil {
+	if _, err := plan.Apply(e.ctx, m, plan.Single(&plan.Member{Client: e.client}), plan.ApplyOptions{Apply: apply.Options{Prune: true}, Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	r := e.start(drift.Options{Mode: drift.Detect, Interval: time.Hour})
@@ -624,14 +629,14 @@ func TestLoopRecoversFromAnAPIServerRestart(t *testing.T) {
 // cluster from the last good render.
 func TestLoopSurvivesAPanic(t *testing.T) {
 	e := newEnv(t)
-	mesh := drift.MeshRenderer(e.client, "test")
-	render := func(ctx context.Context, path string) (apply.Set, []string, error) {
+	loader := &plan.Loader{}
+	load := func(path string) (*schema.Mesh, error) {
 		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), "// panic here") {
 			panic("range function continued iteration after function for loop body returned false")
 		}
-		return mesh(ctx, path)
+		return loader.Load(path)
 	}
-	r := e.start(drift.Options{Interval: time.Hour, Render: render})
+	r := e.start(drift.Options{Interval: time.Hour, Load: load})
 	e.inSync(3 * time.Minute)
 	want, err := e.configMap("linkerd", "linkerd-config")
 	if err != nil {
@@ -662,4 +667,130 @@ func TestLoopSurvivesAPanic(t *testing.T) {
 	})
 	e.write(defaultMesh(t))
 	e.inSync(time.Minute)
+}
+
+// TestLoopRotatesACertificateThatFallsDue: the rotation policy runs on a
+// timer of its own. The loop starts on an issuer that falls due a few
+// seconds later (signed short-lived with the stored anchor, as time
+// passing would leave it); with the source unchanged and no restart, the
+// loop rotates it before it expires, records an Event and a metric, and
+// the cluster runs on the new issuer.
+func TestLoopRotatesACertificateThatFallsDue(t *testing.T) {
+	e := newEnv(t)
+	m, err := (&plan.Loader{}).Load(e.mesh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An issuer made to last 12 minutes is due a third of its life before
+	// it expires: made 7m30s ago, it falls due 30 s from now, and expires
+	// 4m30s from now.
+	o := generators.CertOptions(m, time.Now().Add(-7*time.Minute-30*time.Second))
+	o.IssuerLifetime = 12 * time.Minute
+	b, err := certs.Generate(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cluster.Client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.client.Namespace()}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: plan.CertificatesSecret, Namespace: e.client.Namespace()}, Data: b.Data()}
+	if _, err := e.cluster.Client.CoreV1().Secrets(e.client.Namespace()).Create(e.ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old := issuerOf(t, b.Issuer.CertPEM)
+	r := e.start(drift.Options{Interval: time.Hour})
+	e.inSync(time.Minute)
+	e.until("the issuer to be rotated", 2*time.Minute, func() (bool, error) {
+		s, err := e.cluster.Client.CoreV1().Secrets("linkerd").Get(e.ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return !bytes.Equal(s.Data["crt.pem"], []byte(b.Issuer.CertPEM)), nil
+	})
+	if now := time.Now(); !now.Before(old.NotAfter) {
+		t.Errorf("rotated at %s, after the old issuer expired at %s", now, old.NotAfter)
+	}
+	s, err := e.cluster.Client.CoreV1().Secrets("linkerd").Get(e.ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := issuerOf(t, string(s.Data["crt.pem"]))
+	if time.Until(fresh.NotAfter) < 300*24*time.Hour || fresh.CheckSignatureFrom(issuerOf(t, b.Anchor.CertPEM)) != nil {
+		t.Errorf("the new issuer expires %s and is signed by the anchor: %v", fresh.NotAfter, fresh.CheckSignatureFrom(issuerOf(t, b.Anchor.CertPEM)))
+	}
+	e.event("Rotated", "issuer rotated by policy")
+	if n := scrape(t, r.loop.MetricsAddr, "meshctl_certificate_rotations_total", `certificate="issuer"`); n != 1 {
+		t.Errorf(`meshctl_certificate_rotations_total{certificate="issuer"} = %v, want 1`, n)
+	}
+	if n := scrape(t, r.loop.MetricsAddr, "meshctl_certificate_expiry_timestamp_seconds", `certificate="issuer"`); n != float64(fresh.NotAfter.Unix()) {
+		t.Errorf(`meshctl_certificate_expiry_timestamp_seconds{certificate="issuer"} = %v, want %d`, n, fresh.NotAfter.Unix())
+	}
+	if n := scrape(t, r.loop.MetricsAddr, "meshctl_reconciles_total", `trigger="rotation"`, `result="success"`); n < 1 {
+		t.Errorf("no reconcile was triggered by the rotation timer")
+	}
+}
+
+func issuerOf(t *testing.T, pemText string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(pemText))
+	if block == nil {
+		t.Fatal("no PEM block")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestLoopAppliesAReviewedRemoval: a revision that turns viz (with its
+// dashboards) and tracing off would prune more than half the inventory,
+// the default deletion budget. Without a word in
+// mesh.cue the loop refuses it, writes nothing, and says how to go on; the
+// same change with prune.maxDeletions, reviewed with it, is applied and
+// pruned.
+func TestLoopAppliesAReviewedRemoval(t *testing.T) {
+	e := newEnv(t)
+	e.write(defaultMesh(t) + `
+viz: {enabled: true, grafana: {enabled: true, url: "http://grafana.monitoring:3000", namespace: "monitoring"}}
+tracing: {enabled: true, collector: deploy: true}
+`)
+	e.start(drift.Options{Interval: time.Hour})
+	e.inSync(3 * time.Minute)
+	before := e.inventoryVersions()
+
+	e.write(defaultMesh(t))
+	refused := e.revision()
+	var st *drift.Status
+	e.until("the loop to refuse the removal", time.Minute, func() (bool, error) {
+		st = e.status()
+		return st.State == drift.StateFailing && strings.Contains(st.LastError, "prune refused"), nil
+	})
+	if !strings.Contains(st.LastError, "prune.maxDeletions") {
+		t.Errorf("the refusal does not say how to go on: %s", st.LastError)
+	}
+	after := e.inventoryVersions()
+	for id, rv := range before {
+		if after[id] != rv {
+			t.Errorf("%s changed (resourceVersion %s → %s) on a refused revision", id, rv, after[id])
+		}
+	}
+	if st.Revision == refused {
+		t.Errorf("the refused revision is recorded as applied")
+	}
+
+	e.write(defaultMesh(t) + "\nprune: maxDeletions: \"100%\"\n")
+	st = e.inSync(2 * time.Minute)
+	if _, err := e.configMap("linkerd-viz", "prometheus-config"); !apierrors.IsNotFound(err) {
+		t.Errorf("viz's objects were not pruned: %v", err)
+	}
+	inv, err := e.client.ReadInventory(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range inv.Objects {
+		if r.Namespace == "linkerd-viz" {
+			t.Errorf("%s still inventoried after viz was turned off", r.ID())
+		}
+	}
 }

@@ -27,6 +27,8 @@ type Metrics struct {
 	managed     prometheus.Gauge
 	leader      prometheus.Gauge
 	lastApply   prometheus.Gauge
+	rotations   *prometheus.CounterVec
+	expiry      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the loop's metrics, and Go's and the process's.
@@ -76,7 +78,16 @@ func NewMetrics() *Metrics {
 			Name: "meshctl_last_apply_timestamp_seconds",
 			Help: "When a reconcile last wrote to the cluster (Unix time).",
 		}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshctl_certificate_rotations_total",
+			Help: "Certificates the rotation policy replaced, by certificate (issuer, webhook/NAME).",
+		}, []string{"certificate"}),
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshctl_certificate_expiry_timestamp_seconds",
+			Help: "When each certificate the mesh runs on expires (Unix time), by certificate (trust-anchor/SUBJECT DATE, issuer, webhook/NAME).",
+		}, []string{"certificate"}),
 	}
+	r.MustRegister(m.rotations, m.expiry)
 	r.MustRegister(m.reconciles, m.duration, m.corrections, m.detected, m.latency, m.errors,
 		m.revision, m.managed, m.leader, m.lastApply,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -53,9 +53,13 @@ type Status struct {
 	// corrected (detect mode, or a correction that failed).
 	Drifted []string `json:"drifted,omitempty"`
 	// DriftedTotal counts them all; Drifted lists the first maxListed.
-	DriftedTotal int    `json:"driftedTotal,omitempty"`
-	Objects      int    `json:"objects"`
-	Leader       string `json:"leader,omitempty"`
+	DriftedTotal int `json:"driftedTotal,omitempty"`
+	// Warnings are what the last apply said keeps the mesh from running
+	// as mesh.cue asks: too few nodes for HA, a headless Service, a
+	// certificate meshctl cannot rotate that expires within 60 days.
+	Warnings []string `json:"warnings,omitempty"`
+	Objects  int      `json:"objects"`
+	Leader   string   `json:"leader,omitempty"`
 }
 
 // ReadStatus returns the loop's record in namespace, or nil when no loop

@@ -88,6 +88,12 @@ func traceBackend(m *schema.Mesh, _ Inputs) []Object {
 
 // traceCollector is the OpenTelemetry Collector.
 //
+// Its image defaults to otel/opentelemetry-collector-contrib:0.161.0
+// (schema/mesh.cue), the release whose own config validation hack/otelcol
+// runs on collectorConfig (core and contrib modules v0.161.0). The
+// exporter is otlp, which that release reads as the alias of otlp_grpc,
+// so a user who pins an older image keeps a config it reads too.
+//
 // The proxies open mTLS to it and check its identity against
 // LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME,
 // <sa>.<ns>.serviceaccount.identity.linkerd.<trust domain> (tracingEnv,

@@ -235,7 +235,7 @@ func TestTraceDeployments(t *testing.T) {
 		ports                   map[string]int32
 		memoryLimit             string
 	}{
-		{name: "collector", image: "otel/opentelemetry-collector-contrib:0.120.0", healthPort: "health",
+		{name: "collector", image: "otel/opentelemetry-collector-contrib:0.161.0", healthPort: "health",
 			args:  []string{"--config=/conf/collector.yaml"},
 			ports: map[string]int32{"otlp": 4317, "otlp-http": 4318, "health": 13133}, memoryLimit: "512Mi"},
 		{name: "jaeger", image: "jaegertracing/all-in-one:1.65.0", healthPort: "admin",

@@ -19,7 +19,9 @@ import (
 // fault's status, and the service's routing sends it the fault's share.
 const (
 	// faultImage runs nginx as a non-root user (uid 101) on port 8080. A
-	// patch (mesh.cue patches) points it at a mirror.
+	// patch (mesh.cue patches) points it at a mirror. hack/nginx checks
+	// the config with Debian's nginx, 1.22 on bookworm, not 1.28: Debian
+	// ships no newer one.
 	faultImage = "nginxinc/nginx-unprivileged:1.28-alpine"
 	faultUID   = 101
 	// faultHTTPPort answers with the fault; faultHealthPort only serves

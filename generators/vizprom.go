@@ -16,16 +16,26 @@ import (
 // viz's Prometheus (FACTS §10.1, §10.2). The image is Prometheus's own, not
 // one under the Linkerd registry.
 const (
-	promName       = "prometheus"
+	promName = "prometheus"
+	// promImage is upstream's. hack/promql loads the configs with the
+	// parser of Prometheus 3.16 (module v0.316.0), not 2.55: the module
+	// proxy serves no github.com/prometheus/prometheus older than v0.313.
 	promImage      = "prom/prometheus:v2.55.1"
 	promPort       = 9090
 	promConfigMap  = "prometheus-config"
 	promConfigFile = "prometheus.yml"
 	promAdminPort  = "admin"
 	// promScrapeSecret holds the scrape jobs for a Prometheus meshctl does
-	// not run, when it is not run by the Prometheus Operator.
-	promScrapeSecret = "linkerd-prometheus-scrape-config"
-	promScrapeKey    = "scrape-configs.yaml"
+	// not run, when it is not run by the Prometheus Operator. Its two keys
+	// hold the same jobs in the shape each consumer reads (issue 27):
+	// promScrapeFileKey is a file for scrape_config_files, which Prometheus
+	// reads as a map with a scrape_configs list (a bare list fails with
+	// "cannot unmarshal !!seq into config.ScrapeConfigs");
+	// promScrapeOperatorKey is the bare list the Prometheus Operator's
+	// additionalScrapeConfigs appends to the config it generates.
+	promScrapeSecret      = "linkerd-prometheus-scrape-config"
+	promScrapeFileKey     = "scrape-config-file.yaml"
+	promScrapeOperatorKey = "additional-scrape-configs.yaml"
 	// The interval upstream scrapes and evaluates at; the dashboards and
 	// metrics-api queries assume it.
 	promInterval = "10s"
@@ -401,8 +411,9 @@ func proxyRelabels() []relabelConfig {
 }
 
 // promScrapeConfigSecret holds the scrape jobs for a Prometheus run
-// without the operator, to include with scrape_config_files or the
-// operator-less additionalScrapeConfigs. Prometheus's own job is left out.
+// without PodMonitors: one key to list in scrape_config_files, one for the
+// Prometheus Operator's additionalScrapeConfigs. Prometheus's own job is
+// left out. hack/promql loads both with Prometheus's own parser.
 func promScrapeConfigSecret(m *schema.Mesh) Object {
 	var jobs []scrapeConfig
 	for _, j := range scrapeConfigs(m) {
@@ -414,11 +425,21 @@ func promScrapeConfigSecret(m *schema.Mesh) Object {
 		ObjectMeta: objectMeta(promScrapeSecret, vizNamespace, vizLabels(promName), map[string]string{
 			annotationCreated: createdBy(m),
 			"kubernetes.io/description": "Scrape jobs for the Prometheus at " + m.Viz.Prometheus.ExternalURL +
-				": include key " + promScrapeKey + " in its scrape_configs (scrape_config_files, or additionalScrapeConfigs); scrape every " + promInterval + ".",
+				": list key " + promScrapeFileKey + " in its scrape_config_files, or name key " + promScrapeOperatorKey +
+				" in the Prometheus Operator's additionalScrapeConfigs; scrape every " + promInterval + ".",
 		}),
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{promScrapeKey: []byte(mustYAML(jobs))},
+		Data: map[string][]byte{
+			promScrapeFileKey:     []byte(mustYAML(promScrapeFile{ScrapeConfigs: jobs})),
+			promScrapeOperatorKey: []byte(mustYAML(jobs)),
+		},
 	})
+}
+
+// promScrapeFile is a file for scrape_config_files: scrape_configs and
+// nothing else, as Prometheus reads it.
+type promScrapeFile struct {
+	ScrapeConfigs []scrapeConfig `json:"scrape_configs"`
 }
 
 var gvkPodMonitor = k8sschema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "PodMonitor"}

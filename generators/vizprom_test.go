@@ -1,6 +1,8 @@
 package generators
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -310,13 +312,28 @@ func TestVizPrometheusScrapeSecret(t *testing.T) {
 	if s.Type != corev1.SecretTypeOpaque {
 		t.Errorf("type = %s, want Opaque", s.Type)
 	}
-	var jobs []any
-	if err := yaml.Unmarshal(s.Data["scrape-configs.yaml"], &jobs); err != nil {
-		t.Fatalf("scrape-configs.yaml does not parse: %v", err)
+	// One key per consumer (issue 27); hack/promql loads each with
+	// Prometheus's own parser.
+	if diff := cmp.Diff([]string{"additional-scrape-configs.yaml", "scrape-config-file.yaml"}, slices.Sorted(maps.Keys(s.Data))); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	var file map[string][]any
+	if err := yaml.UnmarshalStrict(s.Data["scrape-config-file.yaml"], &file); err != nil {
+		t.Fatalf("scrape-config-file.yaml is not a map of lists: %v", err)
+	}
+	if diff := cmp.Diff([]string{"scrape_configs"}, slices.Sorted(maps.Keys(file))); diff != "" {
+		t.Errorf("scrape-config-file.yaml's top-level keys (-want +got):\n%s", diff)
+	}
+	var list []any
+	if err := yaml.UnmarshalStrict(s.Data["additional-scrape-configs.yaml"], &list); err != nil {
+		t.Fatalf("additional-scrape-configs.yaml is not a list: %v", err)
 	}
 	want := []string{"kubernetes-nodes-cadvisor", "linkerd-controller", "linkerd-multicluster-controller", "linkerd-proxy"}
-	if diff := cmp.Diff(want, promJobNames(t, jobs)); diff != "" {
-		t.Errorf("jobs (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, promJobNames(t, file["scrape_configs"])); diff != "" {
+		t.Errorf("scrape-config-file.yaml's jobs (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(file["scrape_configs"], list); diff != "" {
+		t.Errorf("the two keys hold different jobs (-file +list):\n%s", diff)
 	}
 	if !strings.Contains(s.Annotations["kubernetes.io/description"], "http://prom.monitoring:9090") {
 		t.Errorf("description %q does not name the external Prometheus", s.Annotations["kubernetes.io/description"])

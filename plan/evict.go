@@ -85,13 +85,17 @@ func policyNote(m *schema.Mesh) []string {
 // after the render was applied, never on a run a guard refused; with
 // c.DryRun it only says what it would do. On a cluster that serves the
 // policy it does nothing. restarts reports templates that change.
-func SafeToEvictTemplates(ctx context.Context, m *schema.Mesh, c Cluster) (note string, restarts bool, err error) {
+//
+// The workloads come from live when it enumerates their kinds (the verbs
+// list them with the render's kinds: templateKindsFor), else from one
+// LIST per kind.
+func SafeToEvictTemplates(ctx context.Context, m *schema.Mesh, c Cluster, live apply.LiveObjects) (note string, restarts bool, err error) {
 	served, err := ServesAdmissionPolicy(c.Client)
 	if err != nil || served {
 		return "", false, err
 	}
 	names, _ := generators.SafeToEvict(m)
-	res, err := annotateTemplates(ctx, m, c)
+	res, err := annotateTemplates(ctx, m, c, live)
 	if err != nil {
 		return "", false, err
 	}
@@ -126,55 +130,97 @@ func fallbackNote(res templateResult, dryRun bool) string {
 // namespace in the mesh that asks for it, and removes the one meshctl set
 // from the others. Only the namespaces in the mesh are read: one that
 // leaves mesh.cue keeps its settings, as it does for the rest.
-func annotateTemplates(ctx context.Context, m *schema.Mesh, c Cluster) (templateResult, error) {
+func annotateTemplates(ctx context.Context, m *schema.Mesh, c Cluster, live apply.LiveObjects) (templateResult, error) {
 	_, values := generators.SafeToEvict(m)
 	namespaces := sortedKeys(m.Namespaces)
-	results := make([]templateResult, len(namespaces)*len(templateKinds))
+	type job struct {
+		k    templateKind
+		u    *unstructured.Unstructured
+		want string
+	}
+	byKind := make([]map[string][]*unstructured.Unstructured, len(templateKinds))
+	for i, k := range templateKinds {
+		var err error
+		if byKind[i], err = k.workloads(ctx, c, live, namespaces); err != nil {
+			return nil, err
+		}
+	}
+	var jobs []job
+	for _, ns := range namespaces {
+		for i, k := range templateKinds {
+			for _, u := range byKind[i][ns] {
+				jobs = append(jobs, job{k, u, values[ns]})
+			}
+		}
+	}
+	outcomes := make([]outcome, len(jobs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for i, ns := range namespaces {
-		for j, k := range templateKinds {
-			g.Go(func() error {
-				r, err := k.annotate(gctx, c, ns, values[ns])
-				results[i*len(templateKinds)+j] = r
-				return err
-			})
-		}
+	for i, j := range jobs {
+		g.Go(func() (err error) {
+			outcomes[i], err = j.k.annotateOne(gctx, c, j.u, j.want)
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	all := templateResult{}
-	for _, r := range results {
-		for o, ids := range r {
-			all[o] = append(all[o], ids...)
+	for i, o := range outcomes {
+		if o != untouched {
+			all[o] = append(all[o], apply.ID(jobs[i].u))
 		}
 	}
 	return all, nil
 }
 
-// annotate sets want on the templates of k's workloads in namespace ns, or,
-// when want is empty, removes the value meshctl set.
-func (k templateKind) annotate(ctx context.Context, c Cluster, ns, want string) (templateResult, error) {
+// templateKindsFor are the workload kinds the fallback reads, for the
+// verbs to list with the render's kinds (one LIST each, shared), when the
+// cluster does not serve MutatingAdmissionPolicy; none when it does.
+func templateKindsFor(m *schema.Mesh, served bool) []kschema.GroupVersionKind {
+	if served || len(m.Namespaces) == 0 {
+		return nil
+	}
+	out := make([]kschema.GroupVersionKind, len(templateKinds))
+	for i, k := range templateKinds {
+		out[i] = k.gvk
+	}
+	return out
+}
+
+// workloads returns k's workloads in each of namespaces: from live when it
+// enumerates them, else with one LIST (in the one namespace, or in all).
+func (k templateKind) workloads(ctx context.Context, c Cluster, live apply.LiveObjects, namespaces []string) (map[string][]*unstructured.Unstructured, error) {
+	out := map[string][]*unstructured.Unstructured{}
+	if e, ok := live.(apply.Enumerator); ok {
+		complete := true
+		for _, ns := range namespaces {
+			objs, ok := e.All(k.gvk, ns)
+			complete = complete && ok
+			out[ns] = objs
+		}
+		if complete {
+			return out, nil
+		}
+	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(k.gvk.GroupVersion().WithKind(k.gvk.Kind + "List"))
-	if err := c.Client.Kube().List(ctx, list, client.InNamespace(ns)); err != nil {
+	var opts []client.ListOption
+	if len(namespaces) == 1 {
+		opts = append(opts, client.InNamespace(namespaces[0]))
+	}
+	if err := c.Client.Kube().List(ctx, list, opts...); err != nil {
 		if meta.IsNoMatchError(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("listing %ss in %s: %w", k.gvk.Kind, ns, err)
+		return nil, fmt.Errorf("listing %ss: %w", k.gvk.Kind, err)
 	}
-	res := templateResult{}
+	clear(out)
 	for i := range list.Items {
 		u := &list.Items[i]
-		o, err := k.annotateOne(ctx, c, u, want)
-		if err != nil {
-			return nil, err
-		}
-		res[o] = append(res[o], apply.ID(u))
+		out[u.GetNamespace()] = append(out[u.GetNamespace()], u)
 	}
-	delete(res, untouched)
-	return res, nil
+	return out, nil
 }
 
 func (k templateKind) annotateOne(ctx context.Context, c Cluster, u *unstructured.Unstructured, want string) (outcome, error) {

@@ -122,7 +122,7 @@ func TestSafeToEvictWithoutAdmissionPolicy(t *testing.T) {
 	}
 
 	// A dry run says what would change, and changes nothing.
-	dryNote, restarts, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c, DryRun: true})
+	dryNote, restarts, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c, DryRun: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func applyWithNotes(t *testing.T, ctx context.Context, c *apply.Client, m *schem
 		t.Fatal(err)
 	}
 	// As cmd apply does: the pod-template fallback runs after the apply.
-	note, _, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c})
+	note, _, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,43 +47,6 @@ var ErrTrustRefused = errors.New("linked clusters do not share a trust anchor")
 // what the link needs: it was not applied, or its gateway has no address.
 var ErrLinkTargetNotReady = errors.New("link target not ready")
 
-// Member is one cluster of a multicluster mesh, reached through its kube
-// context.
-type Member struct {
-	Name    string
-	Context string
-	Client  *apply.Client
-	// APIServer and CAData are how the context reaches the cluster's API
-	// server; a link to the cluster carries them in its credentials.
-	APIServer string
-	CAData    []byte
-}
-
-// Fleet reaches the clusters of a multicluster mesh, each once.
-type Fleet struct {
-	connect func(name string) (*Member, error)
-	members map[string]*Member
-}
-
-// NewFleet returns a Fleet that connects to a cluster with connect the
-// first time it is needed.
-func NewFleet(connect func(name string) (*Member, error)) *Fleet {
-	return &Fleet{connect: connect, members: map[string]*Member{}}
-}
-
-// Member returns cluster name's connection.
-func (f *Fleet) Member(name string) (*Member, error) {
-	if m, ok := f.members[name]; ok {
-		return m, nil
-	}
-	m, err := f.connect(name)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", name, err)
-	}
-	f.members[name] = m
-	return m, nil
-}
-
 // ClusterOrder returns the clusters to act on: only, or every cluster of
 // the mesh. Targets come before the clusters that link to them, so that a
 // source reads a target that this run has already set up; clusters that
@@ -96,7 +59,7 @@ func ClusterOrder(m *schema.Mesh, only string) ([]string, error) {
 	sort.Strings(names)
 	if only != "" {
 		if _, ok := m.Clusters[only]; !ok {
-			return nil, fmt.Errorf("mesh.cue declares no cluster %q; its clusters are %s", only, strings.Join(names, ", "))
+			return nil, noSuchCluster(fmt.Sprintf("mesh.cue declares no cluster %q; its clusters are %s", only, strings.Join(names, ", ")))
 		}
 		return []string{only}, nil
 	}
@@ -322,76 +285,6 @@ func fillGateway(t *generators.LinkTarget, svc *corev1.Service, nodes []corev1.N
 	t.ProbePeriod = svc.Annotations[annProbePeriod]
 }
 
-// MemberOptions control the render for one cluster of a multicluster mesh.
-type MemberOptions struct {
-	// DryRun writes nothing; a link whose target is not ready renders with
-	// the generators' placeholders, and a warning says so.
-	DryRun bool
-	// Diff: an object meshctl only labels that does not exist (an exported
-	// Service) is left out with a warning, rather than failing the run.
-	Diff bool
-	// Link bounds the waits for what links read in their targets.
-	Link LinkOptions
-}
-
-// MemberRender is the render for one cluster.
-type MemberRender struct {
-	Set      apply.Set
-	Notes    []string
-	Warnings []string
-}
-
-// ForMember renders m for cluster name: what its links need is read in
-// their targets, and its certificates are its own (ForCluster).
-func (f *Fleet) ForMember(ctx context.Context, m *schema.Mesh, name string, o MemberOptions, version string) (*MemberRender, error) {
-	self, err := f.Member(name)
-	if err != nil {
-		return nil, err
-	}
-	r := &MemberRender{}
-	links := map[string]*generators.LinkTarget{}
-	for _, l := range linksFrom(m, name) {
-		to, err := f.Member(l.To)
-		var t *generators.LinkTarget
-		if err == nil {
-			t, err = ReadLinkTarget(ctx, to, l, o.Link)
-		}
-		if err != nil {
-			if !o.DryRun {
-				return nil, err
-			}
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%v; the Link is shown with placeholders", err))
-			continue
-		}
-		links[l.To] = t
-	}
-	// Before anything is written (ForCluster may store certificates).
-	offline, err := OfflineMember(m, name, version)
-	if err != nil {
-		return nil, err
-	}
-	missing, err := missingLabelled(ctx, self.Client, offline)
-	if err != nil {
-		return nil, err
-	}
-	if len(missing) > 0 && !o.Diff {
-		return nil, fmt.Errorf("%s", strings.Join(missing, "\n"))
-	}
-	set, notes, err := ForCluster(ctx, m, Cluster{Client: self.Client, DryRun: o.DryRun, Name: name, Links: links}, version)
-	if err != nil {
-		return nil, err
-	}
-	r.Notes = notes
-	if !o.DryRun {
-		if ids := placeholders(set); len(ids) > 0 {
-			return nil, fmt.Errorf("%s would hold a placeholder for what a link's target did not say; nothing applied", strings.Join(ids, ", "))
-		}
-	}
-	r.Warnings = append(r.Warnings, missing...)
-	r.Set = without(set, missing)
-	return r, nil
-}
-
 // labelsOnly reports an object meshctl only labels or annotates: marked
 // meshctl.io/prune: disabled and not owned by meshctl. Namespaces are
 // created when missing (namespaces.go); anything else (an exported Service)
@@ -464,7 +357,7 @@ func (f *Fleet) CheckTrust(ctx context.Context, m *schema.Mesh, clusters []strin
 		if a, ok := anchors[name]; ok {
 			return a, nil
 		}
-		mem, err := f.Member(name)
+		mem, err := f.Member(ctx, name)
 		if err != nil {
 			return nil, err
 		}

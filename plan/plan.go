@@ -82,6 +82,26 @@ func Check(m *schema.Mesh) error {
 	return nil
 }
 
+// Loader loads mesh files as every entry point reads them: validated by
+// the schema, with the services that validated before remembered
+// (schema.Loader), and checked to render (Check), so that nothing is
+// printed or written on the strength of a mesh that cannot.
+type Loader struct {
+	schema.Loader
+}
+
+// Load loads and checks the mesh at path.
+func (l *Loader) Load(path string) (*schema.Mesh, error) {
+	m, err := l.Loader.Load(path)
+	if err == nil {
+		err = Check(m)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // Cluster is what a render for a cluster needs to know.
 type Cluster struct {
 	Client *apply.Client
@@ -103,29 +123,48 @@ type Cluster struct {
 // safeToEvict reaches pods where the cluster serves MutatingAdmissionPolicy;
 // where it does not, the caller runs SafeToEvictTemplates after the apply.
 func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (set apply.Set, notes []string, err error) {
-	m, notes, err = gatewayAPI(ctx, m, c)
+	r, err := renderCluster(ctx, m, c, version)
 	if err != nil {
 		return apply.Set{}, nil, err
 	}
-	bundle, note, err := Certificates(ctx, m, c)
+	return r.set, r.notes, nil
+}
+
+// rendered is one cluster's render and what it did on the way.
+type rendered struct {
+	set   apply.Set
+	notes []string
+	certs *certOutcome
+	// served: the cluster serves MutatingAdmissionPolicy, so safeToEvict
+	// needs no pod-template fallback.
+	served bool
+}
+
+// renderCluster is ForCluster, with what the certificates went through.
+func renderCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (*rendered, error) {
+	m, notes, err := gatewayAPI(ctx, m, c)
 	if err != nil {
-		return apply.Set{}, nil, err
+		return nil, err
 	}
-	if note != "" && !c.DryRun {
-		notes = append(notes, note)
+	co, err := certificates(ctx, m, c)
+	if err != nil {
+		return nil, err
+	}
+	if co.note != "" && !c.DryRun {
+		notes = append(notes, co.note)
 	}
 	served, err := ServesAdmissionPolicy(c.Client)
 	if err != nil {
-		return apply.Set{}, nil, err
+		return nil, err
 	}
-	objs, err := generators.Render(m, generators.Inputs{Certs: bundle, NoAdmissionPolicy: !served, Cluster: c.Name, Links: c.Links})
+	objs, err := generators.Render(m, generators.Inputs{Certs: co.bundle, NoAdmissionPolicy: !served, Cluster: c.Name, Links: c.Links})
 	if err != nil {
-		return apply.Set{}, nil, err
+		return nil, err
 	}
 	if served {
 		notes = append(notes, policyNote(m)...)
 	}
-	return Stages(objs, version), notes, nil
+	return &rendered{set: Stages(objs, version), notes: notes, certs: co, served: served}, nil
 }
 
 // Certificates returns the mesh's certificate material: kept in the
@@ -135,6 +174,27 @@ func ForCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) 
 // rotates what the policy says is due (rotate.go). note says what it
 // created or rotated, "" when nothing.
 func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle, string, error) {
+	co, err := certificates(ctx, m, c)
+	if err != nil {
+		return nil, "", err
+	}
+	return co.bundle, co.note, nil
+}
+
+// certOutcome is what certificates found and did.
+type certOutcome struct {
+	bundle *certs.Bundle
+	note   string
+	// rotated are the certificates the policy replaced in this render.
+	rotated []certs.Rotation
+	// nextDue is when the policy replaces a certificate next; zero when
+	// meshctl rotates none.
+	nextDue time.Time
+}
+
+// certificates is Certificates, with what it rotated and when it rotates
+// next.
+func certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certOutcome, error) {
 	opts := generators.CertOptions(m, time.Now())
 	id := m.ControlPlane.Identity
 	adopted := false
@@ -160,7 +220,7 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 		return b.Data(), nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	created := stored.Created
 	note := ""
@@ -172,36 +232,41 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 	}
 	b, err := certs.FromData(stored.Data)
 	if err != nil {
-		return nil, "", fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
+		return nil, fmt.Errorf("secret %s/%s: %w", c.Client.Namespace(), CertificatesSecret, err)
 	}
 	// A mesh that grew a webhook (viz's tap) gets a pair for it; the pairs
 	// kept are never replaced here.
 	added, err := b.GenerateWebhooks(opts)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if len(added) > 0 && !created {
 		if !c.DryRun {
 			if err := c.Client.UpdateSecret(ctx, &stored, b.Data()); err != nil {
-				return nil, "", err
+				return nil, err
 			}
 		}
 		note = fmt.Sprintf("created serving certificates for %s in secret %s/%s; later runs reuse them", strings.Join(added, ", "), c.Client.Namespace(), CertificatesSecret)
 	}
 	if c.Anchor != nil {
 		if created {
-			return nil, "", fmt.Errorf("meshctl has made no certificates in this cluster yet, so there is no trust anchor to rotate: run meshctl apply first")
+			return nil, fmt.Errorf("meshctl has made no certificates in this cluster yet, so there is no trust anchor to rotate: run meshctl apply first")
 		}
 		if err := advanceAnchor(ctx, m, c, &stored, b, opts); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
+	out := &certOutcome{}
 	if !created {
-		rotated, err := rotate(ctx, m, c, &stored, b, opts)
+		rnote, rotated, err := rotate(ctx, m, c, &stored, b, opts)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		note = joinNotes(note, rotated)
+		note = joinNotes(note, rnote)
+		out.rotated = rotated
+	}
+	if before, err := rotateBefore(m, opts); err == nil {
+		out.nextDue = b.NextDue(before, meshctlSignsIssuer(m))
 	}
 	ta := m.ControlPlane.Identity.TrustAnchor
 	switch ta.Source {
@@ -210,13 +275,14 @@ func Certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certs.Bundle
 		// issuer must come from elsewhere (the schema insists).
 		pem, err := c.Client.SecretKey(ctx, ta.SecretRef.Namespace, ta.SecretRef.Name, ta.SecretRef.Key)
 		if err != nil {
-			return nil, "", fmt.Errorf("controlPlane.identity.trustAnchor.secretRef: %w", err)
+			return nil, fmt.Errorf("controlPlane.identity.trustAnchor.secretRef: %w", err)
 		}
 		b.TrustAnchorsPEM, b.Anchor, b.Issuer = string(pem), nil, nil
 	case schema.SourcePEM, schema.SourceExternal:
 		b.TrustAnchorsPEM, b.Anchor, b.Issuer = "", nil, nil
 	}
-	return b, note, nil
+	out.bundle, out.note = b, note
+	return out, nil
 }
 
 // joinNotes joins the notes that are not empty, one per line.

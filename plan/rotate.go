@@ -49,18 +49,18 @@ func meshctlSignsIssuer(m *schema.Mesh) bool {
 // key, and the webhook serving pairs. Outside a dry run it stores them in
 // stored, at the version it was read at; in a dry run they live in memory
 // only, so that diff shows what apply would do. note says what rotated.
-func rotate(ctx context.Context, m *schema.Mesh, c Cluster, stored *apply.StoredSecret, b *certs.Bundle, o certs.Options) (note string, err error) {
+func rotate(ctx context.Context, m *schema.Mesh, c Cluster, stored *apply.StoredSecret, b *certs.Bundle, o certs.Options) (note string, rotated []certs.Rotation, err error) {
 	before, err := rotateBefore(m, o)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	rs, err := b.Rotate(o, before, meshctlSignsIssuer(m))
 	if err != nil || len(rs) == 0 {
-		return "", err
+		return "", nil, err
 	}
 	if !c.DryRun {
 		if err := c.Client.UpdateSecret(ctx, stored, b.Data()); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	lines := make([]string, 0, len(rs))
@@ -78,7 +78,7 @@ func rotate(ctx context.Context, m *schema.Mesh, c Cluster, stored *apply.Stored
 	if c.DryRun {
 		where = "; in memory only (dry run)"
 	}
-	return strings.Join(lines, "\n") + where, nil
+	return strings.Join(lines, "\n") + where, rs, nil
 }
 
 // stamp is how a certificate's expiry is printed.
@@ -91,15 +91,26 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // what to do. A cluster it cannot read is a warning too.
 func CertificateWarnings(ctx context.Context, m *schema.Mesh, c *apply.Client) []string {
 	b, err := liveBundle(ctx, c)
-	if err != nil {
-		return []string{fmt.Sprintf("certificates: %v, so their expiry was not checked", err)}
-	}
+	return certificateWarnings(m, c, liveStatus(b, time.Now()), err)
+}
+
+// liveStatus is b's certificates at now; none when b is nil.
+func liveStatus(b *certs.Bundle, now time.Time) []certs.Status {
 	if b == nil {
 		return nil
 	}
+	return b.Status(now)
+}
+
+// certificateWarnings is CertificateWarnings on certificates read before
+// (readErr, when they could not be).
+func certificateWarnings(m *schema.Mesh, c *apply.Client, live []certs.Status, readErr error) []string {
+	if readErr != nil {
+		return []string{fmt.Sprintf("certificates: %v, so their expiry was not checked", readErr)}
+	}
 	id := m.ControlPlane.Identity
 	var out []string
-	for _, s := range b.Status(time.Now()) {
+	for _, s := range live {
 		if !s.Expiring || s.Err != "" {
 			continue
 		}

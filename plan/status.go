@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/schema"
 )
 
 // Status is what `meshctl status` reports: the certificates meshctl
@@ -65,4 +66,61 @@ func (s *Status) Expiring() int {
 		}
 	}
 	return n
+}
+
+// ClusterStatus is one cluster's status.
+type ClusterStatus struct {
+	// Cluster is the mesh's cluster, "" for a mesh without clusters.
+	Cluster string `json:"cluster,omitempty"`
+	*Status
+	// Member is where it was read, for what is kept beside meshctl's own
+	// state (the reconcile loop's record).
+	Member *Member `json:"-"`
+}
+
+// StatusOf reads the status of the fleet's clusters (only, when it names
+// one of m's), at now. m may be nil for a fleet of one.
+func StatusOf(ctx context.Context, m *schema.Mesh, f *Fleet, only string, now time.Time) ([]*ClusterStatus, error) {
+	names := []string{""}
+	if !f.single {
+		var err error
+		if names, err = f.targets(m, only); err != nil {
+			return nil, err
+		}
+	}
+	var out []*ClusterStatus
+	for _, name := range names {
+		mem, err := f.Member(ctx, name)
+		if err != nil {
+			return out, inCluster(name, err)
+		}
+		st, err := ReadStatus(ctx, mem.Client, now)
+		if err != nil {
+			return out, inCluster(name, err)
+		}
+		out = append(out, &ClusterStatus{Cluster: name, Status: st, Member: mem})
+	}
+	return out, nil
+}
+
+// ExpiryWarning is how long before expiry a certificate is marked as
+// expiring, as `linkerd check` marks it.
+const ExpiryWarning = certs.WarnBefore
+
+// FormatLeft prints the time a certificate has left, as status shows it.
+func FormatLeft(d time.Duration) string { return certs.FormatLeft(d) }
+
+// CertificateID names a certificate in logs, Events and metrics:
+// "issuer", "webhook/linkerd-proxy-injector", or an anchor by its subject
+// ("trust-anchor/root.linkerd.cluster.local").
+func CertificateID(kind certs.Kind, name, subject string) string {
+	switch {
+	case kind == certs.KindIssuer:
+		return string(kind)
+	case name != "":
+		return string(kind) + "/" + name
+	case subject != "":
+		return string(kind) + "/" + subject
+	}
+	return string(kind)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func TestTransitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &transition{cluster: cluster, c: c, rec: rec}
+	tr := &transition{cluster: cluster, c: c, fleet: plan.Single(&plan.Member{Client: c}), rec: rec}
 	steps := meshtest.Steps(t)
 	first := tr.load(t, steps[0])
 	if _, err := tr.apply(t, first, apply.Options{}); err != nil {
@@ -64,6 +65,7 @@ func TestTransitions(t *testing.T) {
 type transition struct {
 	cluster *testcluster.Cluster
 	c       *apply.Client
+	fleet   *plan.Fleet
 	rec     *testcluster.Recorder
 }
 
@@ -77,22 +79,14 @@ func (tr *transition) load(t *testing.T, path string) *meshschema.Mesh {
 // step moves the cluster to m.
 func (tr *transition) step(t *testing.T, m *meshschema.Mesh) {
 	ctx := t.Context()
-	set, _, err := plan.ForCluster(ctx, m, plan.Cluster{Client: tr.c, DryRun: true}, "test")
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
 	// diff, as the CLI does it: one LIST per kind, decided locally where
 	// in sync, the rest dry-run.
-	live, err := tr.c.ListLive(ctx, set, plan.WideKinds(m)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := tr.c.Diff(ctx, set, apply.DiffOptions{Live: live})
+	d, err := plan.Diff(ctx, m, tr.fleet, plan.DiffOptions{Version: "test"})
 	if err != nil {
 		t.Fatalf("diff: %v", err)
 	}
-	_ = plan.Meanings(nil, m, local)
-	tr.verdicts(t, ctx, set, live, local)
+	set, live := tr.render(t, m)
+	tr.verdicts(t, ctx, set, live, d.Clusters[0].Result)
 
 	res, err := tr.apply(t, m, apply.Options{})
 	if errors.Is(err, apply.ErrPruneRefused) {
@@ -124,13 +118,7 @@ func (tr *transition) step(t *testing.T, m *meshschema.Mesh) {
 	}
 	// Rendered again: the apply may have stored certificates the dry
 	// render only made in memory (a new webhook's pair).
-	if set, _, err = plan.ForCluster(ctx, m, plan.Cluster{Client: tr.c, DryRun: true}, "test"); err != nil {
-		t.Fatalf("render: %v", err)
-	}
-	live, err = tr.c.ListLive(ctx, set, plan.WideKinds(m)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, live = tr.render(t, m)
 	after, err := tr.c.Diff(ctx, set, apply.DiffOptions{Live: live})
 	if err != nil {
 		t.Fatalf("diff after the apply: %v", err)
@@ -141,6 +129,20 @@ func (tr *transition) step(t *testing.T, m *meshschema.Mesh) {
 		}
 	}
 	tr.verdicts(t, ctx, set, live, after)
+}
+
+// render renders m as a dry run does, and lists its live objects.
+func (tr *transition) render(t *testing.T, m *meshschema.Mesh) (apply.Set, apply.LiveObjects) {
+	t.Helper()
+	set, _, err := plan.ForCluster(t.Context(), m, plan.Cluster{Client: tr.c, DryRun: true}, "test")
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	live, err := tr.c.ListLive(t.Context(), set, plan.WideKinds(m)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set, live
 }
 
 // verdicts dry-runs every object of set on the server and compares the
@@ -187,22 +189,14 @@ func why(set apply.Set, live apply.LiveObjects, id string) string {
 	return "not in the render"
 }
 
-// apply applies m as 'meshctl apply' does.
+// apply applies m with the apply verb, as 'meshctl apply' does.
 func (tr *transition) apply(t *testing.T, m *meshschema.Mesh, o apply.Options) (*apply.Result, error) {
 	t.Helper()
-	ctx := t.Context()
-	set, _, err := plan.ForCluster(ctx, m, plan.Cluster{Client: tr.c}, "test")
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
-	if o.Live, err = tr.c.ListLive(ctx, set, plan.WideKinds(m)...); err != nil {
-		t.Fatal(err)
-	}
 	before := tr.inventoryVersion(t)
 	o.Prune = true
 	var progress strings.Builder
-	o.Progress = &progress
-	res, err := tr.c.Apply(ctx, set, o)
+	rep, err := plan.Apply(t.Context(), m, tr.fleet, plan.ApplyOptions{Apply: o, Version: "test",
+		Progress: func(string) io.Writer { return &progress }})
 	for _, line := range strings.Split(progress.String(), "\n") {
 		if strings.Contains(line, "finish deleting") || strings.Contains(line, " gone after ") {
 			t.Log(line)
@@ -212,7 +206,7 @@ func (tr *transition) apply(t *testing.T, m *meshschema.Mesh, o apply.Options) (
 		if after := tr.inventoryVersion(t); after != before {
 			t.Errorf("a refused apply wrote the inventory (resourceVersion %s → %s)", before, after)
 		}
-		if !strings.Contains(err.Error(), "--max-deletions") {
+		if !strings.Contains(err.Error(), "--max-deletions") || !strings.Contains(err.Error(), "prune.maxDeletions") {
 			t.Errorf("refusal does not say how to go on: %v", err)
 		}
 		return nil, err
@@ -220,10 +214,7 @@ func (tr *transition) apply(t *testing.T, m *meshschema.Mesh, o apply.Options) (
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: tr.c}); err != nil {
-		t.Fatalf("safeToEvict: %v", err)
-	}
-	return res, nil
+	return rep.Clusters[0].Result, nil
 }
 
 func (tr *transition) inventoryVersion(t *testing.T) string {

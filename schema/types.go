@@ -13,6 +13,14 @@ type Mesh struct {
 	Clusters     map[string]Cluster   `json:"clusters"`
 	Links        []Link               `json:"links"`
 	Patches      []Patch              `json:"patches"`
+	Prune        Prune                `json:"prune"`
+}
+
+// Prune bounds what one apply may prune.
+type Prune struct {
+	// MaxDeletions is a count ("10") or a percentage of the inventory
+	// ("50%"); "" leaves apply's default.
+	MaxDeletions string `json:"maxDeletions,omitempty"`
 }
 
 // Linkerd selects the release and the cluster-wide settings it needs.

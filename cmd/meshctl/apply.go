@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -34,8 +32,11 @@ meshctl records what it applied in the ConfigMap meshctl-inventory (in the
 --meshctl-namespace, "meshctl" by default) and prunes objects that leave
 mesh.cue. It never deletes an object that is not in its inventory, or one
 annotated meshctl.io/prune: disabled; it refuses to prune when the render
-is empty or when more than --max-deletions would go; and it keeps CRDs and
-Namespaces that still hold objects it does not manage.
+is empty or when more than the deletion budget would go (--max-deletions
+when given, else prune.maxDeletions in mesh.cue, else 50%: a change that
+removes much on purpose raises prune.maxDeletions in the same reviewed
+commit); and it keeps CRDs and Namespaces that still hold objects it does
+not manage.
 
 The first apply creates the trust anchor, the issuer and the webhook
 certificates in the Secret meshctl-certificates, or adopts those of an
@@ -45,8 +46,16 @@ when the rotation policy (controlPlane.identity.issuer.rotateBefore) says
 they are due. 'meshctl status' lists their expiry. No private key is
 printed.
 
+Before it applies, apply says what would keep the mesh from working as
+mesh.cue asks (a warning per line: HA on too few nodes, a headless Service,
+a split backend that does not exist, a certificate it cannot rotate that
+expires soon). After, on a cluster without MutatingAdmissionPolicy, it sets
+safeToEvict on the pod templates of the namespaces that ask for it. The
+reconcile loop runs the same steps.
+
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
-and the rest); kubectl's -n/--namespace has no meaning here.
+and the rest); kubectl's -n/--namespace has no meaning here. A cluster
+that does not answer is one line naming its server and where it came from.
 
 When mesh.cue declares clusters, apply acts on every one of them (or on
 the one --cluster NAME picks), each through its clusters.<name>.context in
@@ -77,7 +86,7 @@ applied).`,
 	fs.BoolVar(&f.opts.DryRun, "dry-run", false, "have the server dry-run everything; write nothing")
 	fs.BoolVar(&f.opts.Prune, "prune", true, "delete inventoried objects that mesh.cue no longer declares")
 	fs.BoolVar(&f.opts.ForcePrune, "force-prune", false, "prune even when the render is empty or more than --max-deletions would go")
-	fs.Var(limitValue{&f.opts.MaxDeletions}, "max-deletions", "most objects one run may prune: a count, or a percentage of the inventory")
+	fs.Var(limitValue{&f.opts.MaxDeletions}, "max-deletions", "most objects one run may prune: a count, or a percentage of the inventory (default: mesh.cue's prune.maxDeletions, else 50%)")
 	fs.BoolVar(&f.opts.Force, "force", false, "delete and recreate objects whose immutable fields changed (never a CRD or a Namespace)")
 	addOutputFlag(cmd, &f.output, []string{"text", "json"}, "output format: text or json (json prints progress on stderr)")
 	addClusterFlags(cmd, &f.cluster)
@@ -86,72 +95,76 @@ applied).`,
 }
 
 func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
-	o := f.opts
-	o.Progress = stdout
-	if f.output == "json" {
-		o.Progress = stderr
-	}
 	m, ok := loadMesh(path, stderr)
 	if !ok {
 		return exitInvalid
 	}
-	if len(m.Clusters) > 0 {
-		return runApplyClusters(m, f, stdout, stderr)
+	fleet, err := f.cluster.fleet(m, stderr)
+	if err != nil {
+		return fleetError(stderr, "apply", err, exitError)
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, err := f.cluster.connect(stderr)
+	progress := stdout
+	if f.output == "json" {
+		progress = stderr
+	}
+	o := plan.ApplyOptions{
+		Apply:    f.opts,
+		Version:  version,
+		Cluster:  f.cluster.pickedMember(m),
+		LinkWait: linkWaitWithoutWait,
+		Progress: func(cluster string) io.Writer { return prefixed(progress, cluster) },
+		Prepared: func(r *plan.ClusterReport, _ apply.Set) error {
+			printReport(r, progress, stderr)
+			return nil
+		},
+	}
+	if f.opts.Wait {
+		o.LinkWait = f.opts.Timeout
+	}
+	rep, err := plan.Apply(ctx, m, fleet, o)
+	if f.output != "json" && rep != nil {
+		// The clusters applied before one failed are said too.
+		writeApplied(stdout, rep, f.opts.DryRun)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
-		return exitError
-	}
-	set, notes, err := plan.ForCluster(ctx, m, plan.Cluster{Client: c, DryRun: o.DryRun}, version)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
-		return exitError
-	}
-	for _, n := range notes {
-		fmt.Fprintln(o.Progress, n)
-	}
-	// One LIST per kind serves the apply and the warnings alike.
-	if o.Live, err = c.ListLive(ctx, set, plan.WideKinds(m)...); err != nil {
-		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
-		return exitError
-	}
-	for _, w := range append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c, o.Live)...), plan.CertificateWarnings(ctx, m, c)...) {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
-	res, err := c.Apply(ctx, set, o)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
-		if errors.Is(err, apply.ErrPruneRefused) {
-			return exitRefused
-		}
-		return exitError
-	}
-	// Changes workloads, so only once the render is in: never on a run a
-	// guard refused.
-	note, _, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c, DryRun: o.DryRun})
-	if err != nil {
-		fmt.Fprintf(stderr, "meshctl apply: safeToEvict: %v\n", err)
-		return exitError
-	}
-	if note != "" {
-		fmt.Fprintln(o.Progress, note)
+		return reportError(stderr, "apply", err, exitError)
 	}
 	if f.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintf(stderr, "meshctl apply: %v\n", err)
-			return exitError
+		if len(m.Clusters) == 0 {
+			return writeJSON(stdout, stderr, "apply", rep.Clusters[0].Result)
 		}
-		return exitOK
+		results := make([]clusterResult, len(rep.Clusters))
+		for i, c := range rep.Clusters {
+			results[i] = clusterResult{Cluster: c.Cluster, Result: c.Result}
+		}
+		return writeJSON(stdout, stderr, "apply", results)
 	}
-	dry := ""
-	if o.DryRun {
-		dry = " (server dry run; nothing written)"
-	}
-	fmt.Fprintf(stdout, "apply: %s in %s%s\n", res.SummaryLine(), res.Duration.Round(10*time.Millisecond), dry)
 	return exitOK
 }
+
+// writeApplied prints each applied cluster's after-apply note and summary.
+func writeApplied(stdout io.Writer, rep *plan.ApplyReport, dryRun bool) {
+	dry := ""
+	if dryRun {
+		dry = " (server dry run; nothing written)"
+	}
+	for _, c := range rep.Clusters {
+		out := prefixed(stdout, c.Cluster)
+		if c.SafeToEvict != "" {
+			fmt.Fprintln(out, c.SafeToEvict)
+		}
+		fmt.Fprintf(out, "apply: %s in %s%s\n", c.Result.SummaryLine(), c.Result.Duration.Round(10*time.Millisecond), dry)
+	}
+}
+
+// clusterResult is one cluster's apply in JSON output.
+type clusterResult struct {
+	Cluster string `json:"cluster"`
+	*apply.Result
+}
+
+// linkWaitWithoutWait is how long apply waits, without --wait, for a link
+// target's token Secret to be filled and its gateway to get an address.
+const linkWaitWithoutWait = 30 * time.Second

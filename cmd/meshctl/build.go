@@ -1,14 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshctl/meshctl/certs"
-	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/plan"
 )
 
 type buildFlags struct {
@@ -59,33 +58,54 @@ func runBuild(path string, f buildFlags, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitInvalid
 	}
-	if len(m.Clusters) > 0 {
-		return runBuildClusters(m, f, stdout, stderr)
+	rep, err := plan.Build(m, plan.BuildOptions{CertsDir: f.certsDir, Cluster: f.cluster})
+	if err != nil {
+		return reportError(stderr, "build", err, exitError)
 	}
-	if f.cluster != "" {
-		fmt.Fprintln(stderr, "meshctl build: --cluster picks one of mesh.cue's clusters, and it declares none")
-		return exitUsage
+	for _, c := range rep.Clusters {
+		if c.CertsCreated != "" {
+			fmt.Fprintf(prefixed(stderr, c.Cluster), "generated certificates in %s (keys are 0600; keep them out of git)\n", c.CertsCreated)
+		}
 	}
-	var in generators.Inputs
-	if f.certsDir != "" {
-		b, created, err := certs.LoadOrCreate(f.certsDir, generators.CertOptions(m, time.Now()))
-		if err != nil {
-			fmt.Fprintf(stderr, "meshctl build: certificates in %s: %v\n", f.certsDir, err)
+	if len(m.Clusters) == 0 {
+		if err := plan.Encode(stdout, rep.Clusters[0].Objects, f.output); err != nil {
+			fmt.Fprintf(stderr, "meshctl build: %v\n", err)
 			return exitError
 		}
-		if created {
-			fmt.Fprintf(stderr, "generated certificates in %s (keys are 0600; keep them out of git)\n", f.certsDir)
+		return exitOK
+	}
+	if f.output == "json" {
+		lists := make([]buildList, len(rep.Clusters))
+		for i, c := range rep.Clusters {
+			lists[i] = buildList{Cluster: c.Cluster, APIVersion: "v1", Kind: "List", Items: make([]any, len(c.Objects))}
+			for j, o := range c.Objects {
+				lists[i].Items[j] = o.Object
+			}
 		}
-		in.Certs = b
+		return writeJSON(stdout, stderr, "build", lists)
 	}
-	objs, err := generators.Render(m, in)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshctl build: %v\n", err)
-		return exitError
+	// Written whole, after every cluster rendered: nothing is printed on
+	// the strength of a mesh one cluster of which cannot render.
+	var out bytes.Buffer
+	for _, c := range rep.Clusters {
+		// A YAML comment: the stream stays ready for kubectl apply -f -.
+		fmt.Fprintf(&out, "# cluster: %s (context %s)\n", c.Cluster, c.Context)
+		if err := plan.Encode(&out, c.Objects, "yaml"); err != nil {
+			fmt.Fprintf(stderr, "[%s] meshctl build: %v\n", c.Cluster, err)
+			return exitError
+		}
 	}
-	if err := generators.Encode(stdout, objs, f.output); err != nil {
+	if _, err := stdout.Write(out.Bytes()); err != nil {
 		fmt.Fprintf(stderr, "meshctl build: %v\n", err)
 		return exitError
 	}
 	return exitOK
+}
+
+// buildList is one cluster's objects in build's JSON output.
+type buildList struct {
+	Cluster    string `json:"cluster"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Items      []any  `json:"items"`
 }

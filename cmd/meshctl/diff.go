@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -91,96 +91,94 @@ func runDiff(path string, f *diffFlags, stdout, stderr io.Writer) int {
 	if !ok {
 		return diffError
 	}
-	if len(m.Clusters) > 0 {
-		return runDiffClusters(m, path, f, stdout, stderr)
-	}
-	var res *apply.DiffResult
+	var rep *plan.DiffReport
 	var err error
 	if f.base != "" || f.baseRev != "" {
-		res, err = offlineDiff(m, path, f.base, f.baseRev)
+		rep, err = offlineDiff(m, path, f)
 	} else {
-		res, err = clusterDiff(m, &f.cluster, f.force, stderr)
+		rep, err = clusterDiff(m, f, stderr)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "meshctl diff: %v\n", err)
+	var u usageError
+	switch {
+	case errors.As(err, &u):
+		return fleetError(stderr, "diff", err, diffError)
+	case err != nil:
+		if code := reportError(stderr, "diff", err, diffError); code == exitUsage {
+			return exitUsage
+		}
 		return diffError
 	}
+	multi := len(rep.Clusters) > 1 || rep.Clusters[0].Cluster != ""
 	switch f.output {
 	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintf(stderr, "meshctl diff: %v\n", err)
+		if !multi {
+			if code := writeJSON(stdout, stderr, "diff", rep.Clusters[0].Result); code != exitOK {
+				return diffError
+			}
+			break
+		}
+		results := make([]clusterDiffResult, len(rep.Clusters))
+		for i, c := range rep.Clusters {
+			results[i] = clusterDiffResult{Cluster: c.Cluster, DiffResult: c.Result}
+		}
+		if code := writeJSON(stdout, stderr, "diff", results); code != exitOK {
 			return diffError
 		}
 	case "markdown":
-		res.WriteMarkdown(stdout)
+		for _, c := range rep.Clusters {
+			if multi {
+				fmt.Fprintf(stdout, "## cluster `%s`\n\n", c.Cluster)
+			}
+			c.Result.WriteMarkdown(stdout)
+			if multi {
+				fmt.Fprintln(stdout)
+			}
+		}
 	default:
-		res.WriteText(stdout)
+		for _, c := range rep.Clusters {
+			c.Result.WriteText(prefixed(stdout, c.Cluster))
+		}
 	}
-	if res.Changed() {
+	if rep.Changed() {
 		return diffChanged
 	}
 	return diffSame
 }
 
-func clusterDiff(m *schema.Mesh, cf *clusterFlags, force bool, stderr io.Writer) (*apply.DiffResult, error) {
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.connect(stderr)
-	if err != nil {
-		return nil, err
-	}
-	set, _, err := plan.ForCluster(ctx, m, plan.Cluster{Client: c, DryRun: true}, version)
-	if err != nil {
-		return nil, err
-	}
-	// One LIST per kind serves the diff and the warnings alike.
-	live, err := c.ListLive(ctx, set, plan.WideKinds(m)...)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.Diff(ctx, set, apply.DiffOptions{Force: force, Live: live})
-	if err != nil {
-		return nil, err
-	}
-	res.Meanings = plan.Meanings(nil, m, res)
-	// Where safeToEvict falls back to pod templates, say which would change.
-	if note, restarts, err := plan.SafeToEvictTemplates(ctx, m, plan.Cluster{Client: c, DryRun: true}); err != nil {
-		return nil, err
-	} else if restarts {
-		res.Meanings = append(res.Meanings, note)
-	}
-	res.Warnings = append(append(plan.Warnings(ctx, m, c), plan.HeadlessWarnings(ctx, m, c, live)...), plan.CertificateWarnings(ctx, m, c)...)
-	return res, nil
+// clusterDiffResult is one cluster's diff in JSON output.
+type clusterDiffResult struct {
+	Cluster string `json:"cluster"`
+	*apply.DiffResult
 }
 
-func offlineDiff(m *schema.Mesh, path, base, baseRev string) (*apply.DiffResult, error) {
-	if baseRev != "" {
+func clusterDiff(m *schema.Mesh, f *diffFlags, stderr io.Writer) (*plan.DiffReport, error) {
+	fleet, err := f.cluster.fleet(m, stderr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return plan.Diff(ctx, m, fleet, plan.DiffOptions{Version: version, Cluster: f.cluster.pickedMember(m), Force: f.force})
+}
+
+// offlineDiff compares m with --base, or with PATH at --base-rev.
+func offlineDiff(m *schema.Mesh, path string, f *diffFlags) (*plan.DiffReport, error) {
+	base := f.base
+	if f.baseRev != "" {
 		dir, err := os.MkdirTemp("", "meshctl-base-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		if base, err = checkoutBase(path, baseRev, dir); err != nil {
+		if base, err = checkoutBase(path, f.baseRev, dir); err != nil {
 			return nil, err
 		}
 	}
-	old, err := meshLoader().Load(base)
+	old, err := meshLoader().Loader.Load(base)
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", base, err)
 	}
-	oldSet, err := plan.Offline(old, version)
-	if err != nil {
-		return nil, fmt.Errorf("base: %w", err)
-	}
-	newSet, err := plan.Offline(m, version)
-	if err != nil {
-		return nil, err
-	}
-	res := apply.CompareSets(oldSet, newSet)
-	res.Meanings = plan.Meanings(old, m, res)
-	return res, nil
+	return plan.DiffOffline(old, m, f.cluster.meshCluster, version)
 }
 
 // checkoutBase writes PATH as it is at rev (a file, or the .cue files of a

@@ -16,8 +16,15 @@ import (
 // flag is parsed.
 type limitValue struct{ l *apply.Limit }
 
-func (v limitValue) String() string { return v.l.String() }
-func (v limitValue) Type() string   { return "N|N%" }
+// String is "" when not given: the budget is then mesh.cue's, or 50%,
+// which the flag's usage says.
+func (v limitValue) String() string {
+	if *v.l == (apply.Limit{}) {
+		return ""
+	}
+	return v.l.String()
+}
+func (v limitValue) Type() string { return "N|N%" }
 
 func (v limitValue) Set(s string) error {
 	l, err := apply.ParseLimit(s)

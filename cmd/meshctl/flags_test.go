@@ -18,8 +18,9 @@ import (
 func TestLimitValue(t *testing.T) {
 	var l apply.Limit
 	v := limitValue{&l}
-	if v.String() != "50%" {
-		t.Errorf("default %q, want 50%%", v.String())
+	// Not given: the budget is mesh.cue's, else 50%, which the usage says.
+	if v.String() != "" {
+		t.Errorf("not given: %q, want \"\"", v.String())
 	}
 	for _, s := range []string{"0", "7", "25%", "0%"} {
 		if err := v.Set(s); err != nil {

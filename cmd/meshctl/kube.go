@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -18,6 +21,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/plan"
+	"github.com/meshctl/meshctl/schema"
 )
 
 // exitRefused: a safety guard (prune limits, or a trust-anchor rotation
@@ -68,16 +73,11 @@ func addClusterFlags(cmd *cobra.Command, f *clusterFlags) {
 	})
 }
 
-// connect loads the client config the way kubectl does (--kubeconfig, then
-// $KUBECONFIG, then ~/.kube/config, then in-cluster) and connects. Server
-// warnings go to stderr as kubectl prints them.
-func (f *clusterFlags) connect(stderr io.Writer) (*apply.Client, error) {
-	c, _, err := f.connectConfig(stderr)
-	return c, err
-}
-
-// connectConfig is connect, and the REST config it connected with.
-func (f *clusterFlags) connectConfig(stderr io.Writer) (*apply.Client, *rest.Config, error) {
+// connectConfig loads the client config the way kubectl does
+// (--kubeconfig, then $KUBECONFIG, then ~/.kube/config, then in-cluster),
+// and returns the cluster's member and the REST config it connects with.
+// Server warnings go to stderr as kubectl prints them.
+func (f *clusterFlags) connectConfig(stderr io.Writer) (*plan.Member, *rest.Config, error) {
 	if f.meshCluster != "" {
 		f.config.ClusterName = &f.meshCluster
 	}
@@ -88,7 +88,118 @@ func (f *clusterFlags) connectConfig(stderr io.Writer) (*apply.Client, *rest.Con
 	cfg = rest.CopyConfig(cfg)
 	cfg.WarningHandler = rest.NewWarningWriter(stderr, rest.WarningWriterOptions{Deduplicate: true})
 	c, err := apply.New(cfg, f.namespace)
-	return c, cfg, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return &plan.Member{Client: c, APIServer: cfg.Host, Source: f.source("")}, cfg, nil
+}
+
+// fleet connects to the clusters a verb acts on: the one kubectl's flags
+// choose, for a mesh without clusters (m nil or declaring none), or each
+// cluster of m through its context in the kubeconfig those flags choose.
+func (f *clusterFlags) fleet(m *schema.Mesh, stderr io.Writer) (*plan.Fleet, error) {
+	if m == nil || len(m.Clusters) == 0 {
+		mem, _, err := f.connectConfig(stderr)
+		if err != nil {
+			return nil, err
+		}
+		return plan.Single(mem), nil
+	}
+	if f.config.Context != nil && *f.config.Context != "" {
+		return nil, usageError{errors.New("--context has no meaning when mesh.cue declares clusters: each cluster's context is clusters.<name>.context; pick a cluster with --cluster NAME")}
+	}
+	if f.config.APIServer != nil && *f.config.APIServer != "" {
+		return nil, usageError{errors.New("--server has no meaning when mesh.cue declares clusters: each cluster's context names its API server")}
+	}
+	return plan.NewFleet(func(name string) (*plan.Member, error) {
+		kctx := m.Clusters[name].Context
+		f.config.Context = &kctx
+		cfg, err := f.config.ToRESTConfig()
+		empty := ""
+		f.config.Context = &empty
+		if err != nil {
+			return nil, fmt.Errorf("context %q: %w", kctx, err)
+		}
+		cfg = rest.CopyConfig(cfg)
+		cfg.WarningHandler = rest.NewWarningWriter(prefixed(stderr, name), rest.WarningWriterOptions{Deduplicate: true})
+		ca := cfg.CAData
+		if len(ca) == 0 && cfg.CAFile != "" {
+			if ca, err = os.ReadFile(cfg.CAFile); err != nil {
+				return nil, fmt.Errorf("context %q: %w", kctx, err)
+			}
+		}
+		c, err := apply.New(cfg, f.namespace)
+		if err != nil {
+			return nil, fmt.Errorf("context %q: %w", kctx, err)
+		}
+		return &plan.Member{Name: name, Context: kctx, Client: c, APIServer: cfg.Host, CAData: ca, Source: f.source(kctx)}, nil
+	}), nil
+}
+
+// usageError is a flag that cannot be used as given (exit 2).
+type usageError struct{ error }
+
+// fleetError prints an error of fleet and returns its exit code: 2 for a
+// flag that cannot be used, else failed.
+func fleetError(stderr io.Writer, verb string, err error, failed int) int {
+	fmt.Fprintf(stderr, "meshctl %s: %v\n", verb, err)
+	var u usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
+	return failed
+}
+
+// pickedMember is --cluster as a verb takes it: one of m's clusters, or
+// "" for a mesh without clusters (where --cluster named the kubeconfig's
+// cluster, and connectConfig used it).
+func (f *clusterFlags) pickedMember(m *schema.Mesh) string {
+	if len(m.Clusters) == 0 {
+		return ""
+	}
+	return f.meshCluster
+}
+
+// source says where the client's configuration comes from, as kubectl
+// resolves it: a flag, $KUBECONFIG, the default file, the pod's in-cluster
+// configuration, or nothing (client-go then tries localhost:8080); and
+// the context. An unreachable cluster is reported with it.
+func (f *clusterFlags) source(kctx string) string {
+	var parts []string
+	home, _ := os.UserHomeDir()
+	defaultFile := filepath.Join(home, ".kube", "config")
+	switch {
+	case f.config.KubeConfig != nil && *f.config.KubeConfig != "":
+		parts = append(parts, "--kubeconfig "+*f.config.KubeConfig)
+	case os.Getenv("KUBECONFIG") != "":
+		parts = append(parts, "KUBECONFIG="+os.Getenv("KUBECONFIG"))
+	case fileExists(defaultFile):
+		parts = append(parts, "the default kubeconfig "+defaultFile)
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		parts = append(parts, "the pod's in-cluster configuration")
+	default:
+		parts = append(parts, "no kubeconfig: neither --kubeconfig, $KUBECONFIG nor "+defaultFile+", and not in a pod, so client-go's default")
+	}
+	if f.config.APIServer != nil && *f.config.APIServer != "" {
+		parts = append(parts, "--server "+*f.config.APIServer)
+	}
+	if kctx == "" && f.config.Context != nil {
+		kctx = *f.config.Context
+	}
+	if kctx == "" {
+		if raw, err := f.config.ToRawKubeConfigLoader().RawConfig(); err == nil {
+			kctx = raw.CurrentContext
+		}
+	}
+	if kctx != "" {
+		parts = append(parts, "context "+kctx)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 var silenceOnce sync.Once

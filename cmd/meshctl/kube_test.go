@@ -20,8 +20,14 @@ import (
 // its exit code and whole output.
 func meshctlProcess(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return meshctlProcessEnv(t, nil, args...)
+}
+
+// meshctlProcessEnv is meshctlProcess with env added to the environment.
+func meshctlProcessEnv(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "MESHCTL_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "MESHCTL_TEST_MAIN=1"), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -70,19 +76,33 @@ func TestConnectionFailureIsOneLine(t *testing.T) {
 	defer untrusted.Close()
 
 	for _, tc := range []struct{ name, server, want string }{
-		{"refused", refused, "connection refused"},
+		// The cluster is named, with where its address came from, as
+		// kubectl would name it.
+		{"refused", refused, "cannot reach the Kubernetes API server at " + refused + " (--kubeconfig KC, context c): connection refused"},
 		{"unavailable", unavailable.URL, "unable to handle the request"},
-		{"untrusted certificate", untrusted.URL, "certificate"},
+		{"untrusted certificate", untrusted.URL, "cannot reach the Kubernetes API server at " + untrusted.URL + " (--kubeconfig KC, context c): tls: failed to verify certificate"},
 	} {
 		kc := writeKubeconfig(t, t.TempDir(), tc.server, false)
-		for _, verb := range []string{"apply", "diff"} {
+		for _, verb := range []string{"apply", "diff", "status", "rotate trust-anchor"} {
 			t.Run(tc.name+"/"+verb, func(t *testing.T) {
-				code, out, errOut := meshctlProcess(t, verb, "--kubeconfig="+kc, "--request-timeout=20s", mesh)
+				args := append(strings.Fields(verb), "--kubeconfig="+kc, "--request-timeout=20s")
+				if verb != "status" {
+					args = append(args, mesh)
+				}
+				code, out, errOut := meshctlProcess(t, args...)
+				want := strings.ReplaceAll(tc.want, "KC", kc)
 				lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
-				if code != exitError || out != "" || len(lines) != 1 || !strings.HasPrefix(errOut, "meshctl "+verb+": ") || !strings.Contains(errOut, tc.want) {
-					t.Errorf("exit %d (want %d), stdout %q, stderr (want one meshctl line with %q):\n%s", code, exitError, out, tc.want, errOut)
+				if code != exitError || out != "" || len(lines) != 1 || !strings.HasPrefix(errOut, "meshctl "+verb+": ") || !strings.Contains(errOut, want) {
+					t.Errorf("exit %d (want %d), stdout %q, stderr (want one meshctl line with %q):\n%s", code, exitError, out, want, errOut)
 				}
 			})
 		}
+	}
+	// No kubeconfig anywhere: client-go's default, said as such.
+	home := t.TempDir()
+	code, out, errOut := meshctlProcessEnv(t, []string{"HOME=" + home, "KUBECONFIG=", "KUBERNETES_SERVICE_HOST="}, "apply", mesh)
+	want := "meshctl apply: cannot reach the Kubernetes API server at http://localhost:8080 (no kubeconfig: neither --kubeconfig, $KUBECONFIG nor " + filepath.Join(home, ".kube", "config") + ", and not in a pod, so client-go's default): connection refused"
+	if code != exitError || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("no kubeconfig: exit %d, stdout %q, stderr:\n%s\nwant it to start:\n%s", code, out, errOut, want)
 	}
 }

@@ -59,7 +59,7 @@ func TestExitCodes(t *testing.T) {
 		{"status takes no PATH", []string{"status", "mesh.cue"}, exitUsage, "unknown command"},
 		{"bad status output", []string{"status", "-o", "yaml"}, exitUsage, "want text or json"},
 		{"status unreadable kubeconfig", []string{"status", "--kubeconfig=nope"}, exitError, "meshctl status: loading kubeconfig"},
-		{"status without a cluster", []string{"status", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1"}, exitError, "meshctl status: reading secret meshctl/meshctl-certificates"},
+		{"status without a cluster", []string{"status", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1"}, exitError, "meshctl status: cannot reach the Kubernetes API server at https://127.0.0.1:1 (--kubeconfig /dev/null, --server https://127.0.0.1:1): connection refused"},
 		{"bad reconcile mode", []string{"reconcile", "--mode=fix", "nope.cue"}, exitUsage, "want correct or detect"},
 		{"bad reconcile log format", []string{"reconcile", "--log-format=xml", "nope.cue"}, exitUsage, "want text or json"},
 		{"bad reconcile source", []string{"reconcile", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1", "--source=git:repo", "nope.cue"}, exitUsage, `"git:repo": want path, flux:GitRepository/NAMESPACE/NAME or flux:OCIRepository/NAMESPACE/NAME`},

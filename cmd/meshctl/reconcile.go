@@ -29,7 +29,8 @@ type reconcileFlags struct {
 func newReconcileCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f reconcileFlags
 	cmd := pathCommand("reconcile [PATH]", "Keep the cluster matching mesh.cue: watch, correct drift, resync (long-running)",
-		`Run the reconcile loop: render mesh.cue, apply it as 'meshctl apply' does,
+		`Run the reconcile loop: apply mesh.cue with the same verb as 'meshctl apply'
+(the same render, certificates, warnings, guards and after-apply steps),
 then keep the cluster matching it until stopped (SIGTERM or Ctrl-C).
 
   - The source is read every --poll; a new revision renders once it holds
@@ -40,10 +41,19 @@ then keep the cluster matching it until stopped (SIGTERM or Ctrl-C).
     a field meshctl owns, or deletes a managed object, that one object is
     re-applied at once from the last render. Objects in sync cost nothing:
     they are compared with the cache, not dry-run.
-  - Every --interval a full resync re-applies what differs and prunes.
-  - A revision whose apply would prune more than --max-deletions (50% of
-    the inventory by default), or everything, is refused as apply refuses
-    it: recorded as failing, and retried, with nothing written.
+  - Every --interval a full resync renders the revision again, re-applies
+    what differs and prunes.
+  - When a certificate meshctl rotates falls due (controlPlane.identity.
+    issuer.rotateBefore), the loop renders again at once, which rotates
+    it, and applies: an Event Rotated, and the metric
+    meshctl_certificate_rotations_total. The source need not change.
+  - Warnings (as apply's) are logged, sent as Events MeshWarning and kept
+    in the status.
+  - A revision whose apply would prune more than the deletion budget
+    (--max-deletions, else prune.maxDeletions in mesh.cue, else 50% of
+    the inventory), or everything, is refused as apply refuses it:
+    recorded as failing, and retried, with nothing written. A reviewed
+    removal raises prune.maxDeletions in the same commit.
   - A panic (a bug in meshctl) in a render, an apply or a correction is
     recovered: its stack goes to the log, meshctl_errors_total{where=
     "panic"} counts it, the status and an Event record it, and the loop
@@ -84,7 +94,7 @@ cluster, address in use).`,
 	fs.DurationVar(&f.o.Poll, "poll", 5*time.Second, "how often the source is read")
 	fs.DurationVar(&f.o.Debounce, "debounce", time.Second, "how long a changed source must hold still before it renders")
 	fs.DurationVar(&f.o.ApplyTimeout, "apply-timeout", 5*time.Minute, "bound of one full apply; on shutdown a started apply is finished within it")
-	fs.Var(limitValue{&f.o.MaxDeletions}, "max-deletions", "most objects one apply may prune: a count, or a percentage of the inventory")
+	fs.Var(limitValue{&f.o.MaxDeletions}, "max-deletions", "most objects one apply may prune: a count, or a percentage of the inventory (default: mesh.cue's prune.maxDeletions, else 50%)")
 	f.mode = string(drift.Correct)
 	fs.Var(enumValue{&f.mode, []string{string(drift.Correct), string(drift.Detect)}}, "mode", "correct: re-apply drifted objects; detect: report drift, write nothing")
 	fs.BoolVar(&f.o.LeaderElect, "leader-elect", false, "share a Lease with other replicas; only the holder writes")
@@ -110,7 +120,7 @@ func runReconcile(path string, f *reconcileFlags, stderr io.Writer) int {
 	if f.o.Identity == "" {
 		f.o.Identity = os.Getenv("POD_NAME")
 	}
-	c, cfg, err := f.cluster.connectConfig(stderr)
+	mem, cfg, err := f.cluster.connectConfig(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshctl reconcile: %v\n", err)
 		return exitError
@@ -132,8 +142,8 @@ func runReconcile(path string, f *reconcileFlags, stderr io.Writer) int {
 		return exitUsage
 	}
 	o := f.o
-	o.Config, o.Client, o.Source, o.Mode = cfg, c, src, drift.Mode(f.mode)
-	o.Render = drift.MeshRenderer(c, version)
+	o.Config, o.Client, o.ClientSource, o.Source, o.Mode = cfg, mem.Client, mem.Source, src, drift.Mode(f.mode)
+	o.Version = version
 	o.Log = slog.New(handler)
 	o.Lease.Name, o.Lease.Duration = f.leaseName, f.leaseLength
 	if o.Lease.Duration > 0 && o.Lease.Duration < 15*time.Second {

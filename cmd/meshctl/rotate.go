@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -106,49 +105,55 @@ issuance lifetime not passed; nothing written).`,
 }
 
 func runRotateAnchor(path string, f *rotateAnchorFlags, stdout, stderr io.Writer) int {
-	const name = "meshctl rotate trust-anchor"
+	const verb = "rotate trust-anchor"
 	m, ok := loadMesh(path, stderr)
 	if !ok {
 		return exitInvalid
 	}
+	if len(m.Clusters) > 0 {
+		fmt.Fprintf(stderr, "meshctl %s: mesh.cue declares clusters, whose anchors must be rotated in lockstep; meshctl rotates the anchor of a mesh without clusters for now\n", verb)
+		return exitUsage
+	}
+	fleet, err := f.cluster.fleet(m, stderr)
+	if err != nil {
+		return fleetError(stderr, verb, err, exitError)
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, err := f.cluster.connect(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitError
-	}
 	r := &plan.AnchorRotation{Force: f.force}
-	set, notes, err := plan.ForCluster(ctx, m, plan.Cluster{Client: c, DryRun: f.dryRun, Anchor: r}, version)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		if errors.Is(err, plan.ErrAnchorRefused) {
-			return exitRefused
+	forced := func() {
+		for _, w := range r.Result.Forced {
+			fmt.Fprintf(stderr, "warning: --force: %s\n", w)
 		}
-		return exitError
-	}
-	for _, w := range r.Result.Forced {
-		fmt.Fprintf(stderr, "warning: --force: %s\n", w)
 	}
 	if f.dryRun {
-		res, err := c.Diff(ctx, set, apply.DiffOptions{})
+		rep, err := plan.Diff(ctx, m, fleet, plan.DiffOptions{Version: version, Anchor: r})
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", name, err)
-			return exitError
+			return reportError(stderr, verb, err, exitError)
 		}
-		res.Meanings = plan.Meanings(nil, m, res)
+		forced()
 		fmt.Fprintf(stdout, "next step: %s (dry run; nothing written)\n", r.Result.Step)
-		res.WriteText(stdout)
+		rep.Clusters[0].Result.WriteText(stdout)
 		return exitOK
 	}
-	for _, n := range notes {
-		fmt.Fprintln(stdout, n)
-	}
-	res, err := c.Apply(ctx, set, apply.Options{Progress: stdout})
+	rep, err := plan.Apply(ctx, m, fleet, plan.ApplyOptions{
+		Version:  version,
+		Anchor:   r,
+		Progress: func(string) io.Writer { return stdout },
+		Prepared: func(cr *plan.ClusterReport, _ apply.Set) error {
+			forced()
+			printReport(cr, stdout, stderr)
+			return nil
+		},
+	})
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: step %s stored in secret %s/%s, but the apply failed: %v; run 'meshctl apply' to finish it\n", name, r.Result.Step, c.Namespace(), plan.CertificatesSecret, err)
-		return exitError
+		if r.Result.Step != "" && !plan.IsRefusal(err) {
+			fmt.Fprintf(stderr, "meshctl %s: step %s stored in secret %s/%s, but the apply failed: %v; run 'meshctl apply' to finish it\n", verb, r.Result.Step, f.cluster.namespace, plan.CertificatesSecret, err)
+			return exitError
+		}
+		return reportError(stderr, verb, err, exitError)
 	}
+	res := rep.Clusters[0].Result
 	fmt.Fprintf(stdout, "rotate trust-anchor: step %s: %s\n", r.Result.Step, r.Result.Note)
 	fmt.Fprintf(stdout, "apply: %s in %s\n", res.SummaryLine(), res.Duration.Round(10*time.Millisecond))
 	switch r.Result.Step {

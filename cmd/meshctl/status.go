@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/drift"
 	"github.com/meshctl/meshctl/plan"
 )
@@ -75,29 +73,23 @@ cluster could not be read.`,
 func runStatus(f *statusFlags, stdout, stderr io.Writer) int {
 	ctx, cancel := signalContext()
 	defer cancel()
-	c, err := f.cluster.connect(stderr)
+	fleet, err := f.cluster.fleet(nil, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
-		return exitError
+		return fleetError(stderr, "status", err, exitError)
 	}
-	pst, err := plan.ReadStatus(ctx, c, time.Now())
+	sts, err := plan.StatusOf(ctx, nil, fleet, "", time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
-		return exitError
+		return reportError(stderr, "status", err, exitError)
 	}
-	st := statusOutput{Status: pst}
+	pst := sts[0]
+	st := statusOutput{Status: pst.Status}
+	c := pst.Member.Client
 	if st.Reconciler, err = drift.ReadStatus(ctx, c.Kube(), c.Namespace()); err != nil {
 		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
 		return exitError
 	}
 	if f.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			fmt.Fprintf(stderr, "meshctl status: %v\n", err)
-			return exitError
-		}
-		return exitOK
+		return writeJSON(stdout, stderr, "status", st)
 	}
 	writeStatus(stdout, st.Status)
 	writeReconciler(stdout, st.Reconciler, time.Now())
@@ -156,12 +148,12 @@ func writeStatus(w io.Writer, st *plan.Status) {
 				fmt.Fprintf(tw, "%s\t‼ unreadable: %s\t\t\t\t\n", name, c.Err)
 				continue
 			}
-			left, mark := certs.FormatLeft(c.TimeLeft), ""
+			left, mark := plan.FormatLeft(c.TimeLeft), ""
 			switch {
 			case c.TimeLeft <= 0:
 				left, mark = "expired", "‼ expired"
 			case c.Expiring:
-				mark = fmt.Sprintf("‼ expires within %dd", int(certs.WarnBefore/(24*time.Hour)))
+				mark = fmt.Sprintf("‼ expires within %dd", int(plan.ExpiryWarning/(24*time.Hour)))
 			}
 			rotates := "yes"
 			if !c.CanRotate {
@@ -175,7 +167,7 @@ func writeStatus(w io.Writer, st *plan.Status) {
 		}
 	}
 	if n := st.Expiring(); n > 0 {
-		fmt.Fprintf(w, "%d certificate(s) expire within %dd: see 'meshctl diff' for what apply would rotate\n", n, int(certs.WarnBefore/(24*time.Hour)))
+		fmt.Fprintf(w, "%d certificate(s) expire within %dd: see 'meshctl diff' for what apply would rotate\n", n, int(plan.ExpiryWarning/(24*time.Hour)))
 	}
 	if line := anchorRotationLine(st.AnchorRotation); line != "" {
 		fmt.Fprintln(w, line)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
 )
@@ -32,13 +31,14 @@ func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
 		if !ok {
 			return exitInvalid
 		}
+		r := plan.Vet(m)
 		// Links apply would refuse: said even with -q.
-		for _, p := range generators.LinkTrustProblems(m) {
+		for _, p := range r.Warnings {
 			fmt.Fprintf(stderr, "%s: warning: %s\n", path, p)
 		}
 		if !quiet {
 			fmt.Fprintf(stdout, "%s: valid\n", path)
-			for _, n := range generators.Notes(m) {
+			for _, n := range r.Notes {
 				fmt.Fprintf(stdout, "%s: note: %s\n", path, n)
 			}
 		}
@@ -48,14 +48,11 @@ func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
 }
 
 // loadMesh loads and validates the mesh at path and checks that it renders
-// (plan.Check: patches apply), so that no command writes or prints anything
-// on the strength of a mesh that cannot render. It prints the problem, one
-// line each, and reports whether the mesh is good.
+// (plan.Loader), so that no command writes or prints anything on the
+// strength of a mesh that cannot render. It prints the problem, one line
+// each, and reports whether the mesh is good.
 func loadMesh(path string, stderr io.Writer) (*schema.Mesh, bool) {
 	m, err := meshLoader().Load(path)
-	if err == nil {
-		err = plan.Check(m)
-	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
@@ -67,13 +64,6 @@ func loadMesh(path string, stderr io.Writer) (*schema.Mesh, bool) {
 // service entries that validated, in memory and in schema.CacheDir(), so
 // that a run on a file with few changes evaluates only those (a base and a
 // head of a diff share it too).
-var meshLoader = sync.OnceValue(func() *schema.Loader {
-	return &schema.Loader{CacheDir: schema.CacheDir()}
+var meshLoader = sync.OnceValue(func() *plan.Loader {
+	return &plan.Loader{Loader: schema.Loader{CacheDir: schema.CacheDir()}}
 })
-
-// reportLoadError prints a load failure; any failure to read or validate the
-// mesh is exit code 1, so nothing is rendered from a broken file.
-func reportLoadError(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, err)
-	return exitInvalid
-}

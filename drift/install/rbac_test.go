@@ -282,31 +282,30 @@ func (e *rbacEnv) meshApply(t *testing.T, m *schema.Mesh, o apply.Options) *appl
 	return res
 }
 
-// meshApplyCluster runs what meshctl apply runs (cmd/meshctl/apply.go), as
-// the ServiceAccount, and fails the test on any note, warning or skipped
-// object that says a request was forbidden.
+// meshApplyCluster runs what meshctl apply runs (the apply verb), as the
+// ServiceAccount, and fails the test on any note, warning or skipped
+// object that says a request was forbidden. cluster, when set, is the one
+// member of m's clusters to apply, reached (as every member) through the
+// test's one cluster.
 func (e *rbacEnv) meshApplyCluster(t *testing.T, m *schema.Mesh, cluster string, o apply.Options) (*apply.Result, error) {
 	t.Helper()
-	pc := plan.Cluster{Client: e.c, DryRun: o.DryRun, Name: cluster}
-	set, notes, err := plan.ForCluster(e.ctx, m, pc, "test")
+	fleet := plan.Single(&plan.Member{Client: e.c})
+	if cluster != "" {
+		fleet = plan.NewFleet(func(string) (*plan.Member, error) {
+			return &plan.Member{Client: e.c, APIServer: e.sa.Host, CAData: e.sa.CAData}, nil
+		})
+	}
+	var notes []string
+	rep, err := plan.Apply(e.ctx, m, fleet, plan.ApplyOptions{Apply: o, Version: "test", Cluster: cluster,
+		Prepared: func(r *plan.ClusterReport, _ apply.Set) error {
+			notes = append(append(notes, r.Notes...), r.Warnings...)
+			return nil
+		}})
 	if err != nil {
-		return nil, fmt.Errorf("render: %w", err)
+		return nil, err
 	}
-	if o.Live, err = e.c.ListLive(e.ctx, set, plan.WideKinds(m)...); err != nil {
-		return nil, fmt.Errorf("list: %w", err)
-	}
-	notes = append(notes, plan.Warnings(e.ctx, m, e.c)...)
-	notes = append(notes, plan.HeadlessWarnings(e.ctx, m, e.c, o.Live)...)
-	notes = append(notes, plan.CertificateWarnings(e.ctx, m, e.c)...)
-	res, err := e.c.Apply(e.ctx, set, o)
-	if err != nil {
-		return nil, fmt.Errorf("apply: %w", err)
-	}
-	note, _, err := plan.SafeToEvictTemplates(e.ctx, m, pc)
-	if err != nil {
-		return nil, fmt.Errorf("safeToEvict: %w", err)
-	}
-	notes = append(notes, note)
+	res := rep.Clusters[0].Result
+	notes = append(notes, rep.Clusters[0].SafeToEvict)
 	for _, en := range res.Entries {
 		notes = append(notes, en.String())
 	}
@@ -401,7 +400,7 @@ func (e *rbacEnv) loop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := drift.New(drift.Options{Config: e.sa, Client: e.c, Source: src, Render: drift.MeshRenderer(e.c, "test"),
+	l, err := drift.New(drift.Options{Config: e.sa, Client: e.c, Source: src, Version: "test",
 		LeaderElect: true, Identity: "rbac-test"})
 	if err != nil {
 		t.Fatal(err)
