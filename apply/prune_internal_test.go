@@ -36,6 +36,12 @@ func TestCheckPrune(t *testing.T) {
 			wantErr: "prune refused: the render is empty, and pruning would delete all 3 objects in the inventory; check mesh.cue, or pass --force-prune to remove the whole mesh",
 		},
 		{name: "empty render, forced", prev: &Inventory{Objects: abcd}, cands: abcd, o: Options{ForcePrune: true}},
+		// The budget a reviewed change raises (prune.maxDeletions) lets a
+		// removal through, never an empty render.
+		{
+			name: "empty render, whatever the budget", prev: &Inventory{Objects: abcd}, cands: abcd, o: Options{MaxDeletions: Limit{Percent: 100}},
+			wantErr: "prune refused: the render is empty, and pruning would delete all 4 objects in the inventory; check mesh.cue, or pass --force-prune to remove the whole mesh",
+		},
 		{name: "under the default limit", prev: &Inventory{Objects: abcd}, next: abcd[1:], cands: abcd[:1]},
 		{name: "at the default limit", prev: &Inventory{Objects: abcd}, next: abcd[2:], cands: abcd[:2]},
 		{

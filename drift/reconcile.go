@@ -277,7 +277,7 @@ func (l *Loop) reported(ca *plan.ClusterApply) []string {
 	}
 	for _, w := range ca.Warnings {
 		if !slices.Contains(oldWarnings, w) {
-			l.log.Warn("warning", "warning", w)
+			l.log.Warn("mesh warning", "warning", w)
 			l.event(corev1.EventTypeWarning, "MeshWarning", "%s", w)
 		}
 	}

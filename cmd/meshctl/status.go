@@ -119,6 +119,9 @@ func writeReconciler(w io.Writer, r *drift.Status, now time.Time) {
 	if more := r.DriftedTotal - len(r.Drifted); more > 0 {
 		fmt.Fprintf(w, "  and %d more drifted objects\n", more)
 	}
+	for _, warning := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warning)
+	}
 	if r.FailedRevision != "" {
 		fmt.Fprintf(w, "  revision %s does not render; %s stays applied\n", r.FailedRevision, rev)
 	}

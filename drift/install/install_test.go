@@ -158,7 +158,7 @@ func TestInstallDeploymentRunsHardened(t *testing.T) {
 		{"readiness /readyz on health", c.ReadinessProbe.HTTPGet.Path == "/readyz" && c.ReadinessProbe.HTTPGet.Port.StrVal == "health"},
 		{"ports", cmp.Equal([]corev1.ContainerPort{{Name: "metrics", ContainerPort: 8080, Protocol: "TCP"}, {Name: "health", ContainerPort: 8081, Protocol: "TCP"}}, c.Ports)},
 		{"requests", c.Resources.Requests.Cpu().String() == "100m" && c.Resources.Requests.Memory().String() == "128Mi"},
-		{"memory limit 256Mi", c.Resources.Limits.Memory().String() == "256Mi" && c.Resources.Limits.Cpu().IsZero()},
+		{"memory limit 320Mi", c.Resources.Limits.Memory().String() == "320Mi" && c.Resources.Limits.Cpu().IsZero()},
 		{"GOMEMLIMIT below the limit", c.Env[0].Name == "GOMEMLIMIT" && goLimit != "" && mustAtoi(t, goLimit)<<20 < mem && mustAtoi(t, goLimit)<<20 > mem*8/10},
 		{"POD_NAME", c.Env[1].Name == "POD_NAME" && c.Env[1].ValueFrom.FieldRef.FieldPath == "metadata.name"},
 		{"non-root 65532", *p.SecurityContext.RunAsNonRoot && *p.SecurityContext.RunAsUser == 65532},
