@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CUE     := $(or $(shell $(GO) env GOPATH),$(HOME)/go)/bin/cue
 
-.PHONY: all build test testbin nginx vet fmt-check golden-check bench fuzz cue-vet demo cluster clean
+.PHONY: all build test testbin nginx actionlint screenshot vet fmt-check golden-check bench fuzz cue-vet demo cluster clean
 
 all: build
 
@@ -13,7 +13,7 @@ build: ## Build ./bin/meshctl
 
 # -count=1: the real-cluster tests run binaries that go test's cache does
 # not track, so a cached pass would prove nothing.
-test: fmt-check vet golden-check testbin nginx ## Unit, golden, CLI and real-cluster tests; other programs' parsers on the configs meshctl writes for them
+test: fmt-check vet golden-check actionlint testbin nginx ## Unit, golden, CLI and real-cluster tests; other programs' parsers on the configs meshctl writes for them
 	$(GO) test -count=1 -timeout 30m ./...
 	cd hack/promql && $(GO) test -count=1 ./...
 	cd hack/otelcol && $(GO) test -count=1 ./...
@@ -31,10 +31,23 @@ nginx: ## Install Debian's nginx when there is none
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || \
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; }
 
+# The GitHub Action's metadata (read through the workflow's `uses: ./`)
+# and the example workflow, checked by actionlint, pinned.
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+actionlint: ## Check action.yml and the example and own workflows
+	$(GO) run $(ACTIONLINT) -shellcheck= -pyflakes= examples/ci/github-workflow.yml .github/workflows/mesh-diff.yml
+
+# README's picture of the pull-request comment (not part of make test):
+# Debian's Chromium takes it, installed when missing.
+screenshot: build ## Render docs/pr-comment.png, the comment the GitHub Action posts
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	hack/screenshot.sh
+
 vet:
 	$(GO) vet ./...
 	cd hack/promql && $(GO) vet ./...
 	cd hack/otelcol && $(GO) vet ./...
+	cd hack/screenshot && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

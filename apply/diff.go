@@ -191,13 +191,19 @@ func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unst
 	return d, nil
 }
 
-// setTexts cleans and masks both sides and computes the unified diff.
+// setTexts cleans and masks both sides and computes the unified diff,
+// live against merged.
 func (d *ObjectDiff) setTexts(before, after map[string]any) {
+	d.setTextsLabelled(before, after, "live", "merged")
+}
+
+// setTextsLabelled is setTexts with the diff's two sides named.
+func (d *ObjectDiff) setTextsLabelled(before, after map[string]any, from, to string) {
 	d.before, d.after = clean(before), clean(after)
 	if d.Kind == "Secret" && d.APIVersion == "v1" {
 		maskSecrets(d.before, d.after)
 	}
-	d.Diff = unified(d.ID, d.before, d.after)
+	d.Diff = unified(d.ID, d.before, d.after, from, to)
 }
 
 // clean drops what the server manages, so the diff shows only intent.
@@ -272,10 +278,10 @@ func toYAML(obj map[string]any) []string {
 	return difflib.SplitLines(string(b))
 }
 
-func unified(id string, before, after map[string]any) string {
+func unified(id string, before, after map[string]any, from, to string) string {
 	s, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 		A: toYAML(before), B: toYAML(after),
-		FromFile: "live/" + id, ToFile: "merged/" + id,
+		FromFile: from + "/" + id, ToFile: to + "/" + id,
 		Context: 3,
 	})
 	return s
@@ -283,6 +289,7 @@ func unified(id string, before, after map[string]any) string {
 
 // CompareSets diffs two renders without a cluster: objects only in old are
 // deleted, only in new created, and in both configured when they differ.
+// Each diff reads base (old) against head (new).
 func CompareSets(old, new Set) *DiffResult {
 	res := &DiffResult{Summary: map[Action]int{}}
 	olds := map[string]*unstructured.Unstructured{}
@@ -299,9 +306,9 @@ func CompareSets(old, new Set) *DiffResult {
 			d := ObjectDiff{Entry: entryFor(u, st.Name, Unchanged)}
 			if o, ok := olds[k]; !ok {
 				d.Action = Created
-				d.setTexts(nil, u.Object)
+				d.setTextsLabelled(nil, u.Object, "base", "head")
 			} else {
-				d.setTexts(o.Object, u.Object)
+				d.setTextsLabelled(o.Object, u.Object, "base", "head")
 				if d.Diff != "" {
 					d.Action = Configured
 				} else {
@@ -321,7 +328,7 @@ func CompareSets(old, new Set) *DiffResult {
 	for _, k := range gone {
 		u := olds[k]
 		d := ObjectDiff{Entry: entryFor(u, "prune", Deleted)}
-		d.setTexts(u.Object, nil)
+		d.setTextsLabelled(u.Object, nil, "base", "head")
 		res.add(d)
 	}
 	return res
@@ -362,44 +369,4 @@ func (r *DiffResult) SummaryLine() string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// WriteMarkdown prints a summary ready to paste into a pull request.
-func (r *DiffResult) WriteMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "### meshctl diff\n\n")
-	for _, m := range r.Warnings {
-		fmt.Fprintf(w, "> **Warning:** %s\n\n", m)
-	}
-	if !r.Changed() {
-		fmt.Fprintf(w, "No changes: the cluster matches mesh.cue (%d objects).\n", r.Summary[Unchanged])
-		return
-	}
-	for _, m := range r.Meanings {
-		fmt.Fprintf(w, "- **%s**\n", m)
-	}
-	if len(r.Meanings) > 0 {
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "%s.\n\n| | object | |\n|---|---|---|\n", r.SummaryLine())
-	sym := map[Action]string{Created: "+", Configured: "~", Deleted: "-", Skipped: "="}
-	for _, o := range r.Objects {
-		if o.Action == Unchanged {
-			continue
-		}
-		fmt.Fprintf(w, "| %s | `%s` | %s%s |\n", sym[o.Action], o.ID, o.Action, suffix(o.Reason))
-	}
-	fmt.Fprintf(w, "\n<details><summary>Full diff</summary>\n\n```diff\n")
-	for _, o := range r.Objects {
-		if o.Action != Unchanged && o.Diff != "" {
-			fmt.Fprint(w, o.Diff)
-		}
-	}
-	fmt.Fprintf(w, "```\n\n</details>\n")
-}
-
-func suffix(reason string) string {
-	if reason == "" {
-		return ""
-	}
-	return ": " + reason
 }

@@ -253,8 +253,8 @@ func TestCompareSets(t *testing.T) {
 	if d := byID["ConfigMap/shop/same"]; d.Diff != "" || d.Before() != nil || d.After() != nil {
 		t.Errorf("unchanged object keeps a diff %q or its objects", d.Diff)
 	}
-	wantDB := `--- live/Secret/shop/db
-+++ merged/Secret/shop/db
+	wantDB := `--- base/Secret/shop/db
++++ head/Secret/shop/db
 @@ -1,6 +1,6 @@
  apiVersion: v1
  data:
@@ -272,7 +272,6 @@ func TestCompareSets(t *testing.T) {
 	}
 	var text strings.Builder
 	res.WriteText(&text)
-	res.WriteMarkdown(&text)
 	for _, leak := range []string{"hunter", "t0ken", "n3w-token", b64("hunter1"), b64("hunter2"), b64("t0ken"), b64("n3w-token")} {
 		if strings.Contains(text.String(), leak) {
 			t.Errorf("output leaks %q:\n%s", leak, text.String())

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -149,26 +151,50 @@ func (tr *transition) render(t *testing.T, m *meshschema.Mesh) (apply.Set, apply
 // server's verdict with the one local reached.
 func (tr *transition) verdicts(t *testing.T, ctx context.Context, set apply.Set, live apply.LiveObjects, local *apply.DiffResult) {
 	t.Helper()
-	server, err := tr.c.Diff(ctx, set, apply.DiffOptions{Live: askServer{}})
-	if err != nil {
-		t.Fatalf("dry-run of every object: %v", err)
-	}
-	says, texts := map[string]apply.Action{}, map[string]string{}
-	for _, o := range server.Objects {
-		if o.Stage != "prune" {
-			says[o.ID], texts[o.ID] = o.Action, o.Diff
-		}
-	}
-	for _, o := range local.Objects {
-		if o.Stage == "prune" {
-			continue
-		}
+	// An object a controller is still writing (a Deployment's revision
+	// annotation, just after it changed) can read as changed to ssa's
+	// dry-run, which compares with a GET made a moment before: the server
+	// is asked again until it holds still, and only a verdict that holds
+	// is a disagreement.
+	var says map[string]apply.Action
+	var texts map[string]string
+	disagree := func(o apply.ObjectDiff) string {
 		switch a := says[o.ID]; {
 		case o.InSyncLocally() && a != apply.Unchanged:
-			t.Errorf("%s: InSync says in sync, the server's dry-run says %s: apply would lose the change:\n%s", o.ID, a, texts[o.ID])
+			return fmt.Sprintf("%s: InSync says in sync, the server's dry-run says %s: apply would lose the change:\n%s", o.ID, a, texts[o.ID])
 		case !o.InSyncLocally() && a == apply.Unchanged:
-			t.Errorf("%s: InSync says not in sync (%s), the server's dry-run says unchanged", o.ID, why(set, live, o.ID))
+			return fmt.Sprintf("%s: InSync says not in sync (%s), the server's dry-run says unchanged", o.ID, why(set, live, o.ID))
 		}
+		return ""
+	}
+	var problems []string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		server, err := tr.c.Diff(ctx, set, apply.DiffOptions{Live: askServer{}})
+		if err != nil {
+			return false, err
+		}
+		says, texts = map[string]apply.Action{}, map[string]string{}
+		for _, o := range server.Objects {
+			if o.Stage != "prune" {
+				says[o.ID], texts[o.ID] = o.Action, o.Diff
+			}
+		}
+		problems = problems[:0]
+		for _, o := range local.Objects {
+			if o.Stage == "prune" {
+				continue
+			}
+			if p := disagree(o); p != "" {
+				problems = append(problems, p)
+			}
+		}
+		return len(problems) == 0, nil
+	})
+	if err != nil && !wait.Interrupted(err) {
+		t.Fatalf("dry-run of every object: %v", err)
+	}
+	for _, p := range problems {
+		t.Error(p)
 	}
 }
 

@@ -357,7 +357,7 @@ func TestOfflineDiff(t *testing.T) {
 		"# HA off: linkerd-destination replicas 3→1",
 		"PDBs removed",
 		"# shop/cart canary cart-v2 10% → 50%",
-		"--- live/Deployment/linkerd/linkerd-identity",
+		"--- base/Deployment/linkerd/linkerd-identity",
 		"-  replicas: 3",
 		"+  replicas: 1",
 	} {

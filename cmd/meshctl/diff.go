@@ -29,6 +29,7 @@ type diffFlags struct {
 	output         string
 	offline, force bool
 	base, baseRev  string
+	maxBytes       int
 }
 
 func newDiffCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -44,7 +45,16 @@ With --base OLD.cue or --base-rev GITREV, diff compares two revisions of
 the mesh without a cluster (for pull-request checks), shows each changed
 object's fields, and says in a line what the biggest changes mean ("HA off:
 linkerd-destination replicas 3→1, 3 PDBs removed"). Certificate-bearing
-objects are left out of offline renders.
+objects are left out of offline renders. GITREV is any git revision, or
+A...B for the merge base of A and B (B defaults to HEAD): a pull request
+is compared with main...HEAD, not with main's tip, which may have moved.
+
+-o markdown is a pull-request comment: what the change means, the warnings
+and a table of the objects first, then each object's diff, folded. With
+--max-bytes N it stays within N bytes (GitHub takes 65,536 characters at
+most): the meanings and the table always (a long table is grouped by kind
+and namespace), then as many objects' diffs as fit, and a line that says
+how many were left out and how to see them.
 
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
 and the rest); kubectl's -n/--namespace has no meaning here. When mesh.cue
@@ -63,6 +73,9 @@ invalid mesh.cue included, so that 1 always means differences).`,
   # Compare the working copy with main, offline
   meshctl diff --offline --base-rev main mesh.cue
 
+  # A pull request's comment, against the merge base, under GitHub's limit
+  meshctl diff --offline --base-rev origin/main...HEAD -o markdown --max-bytes 60000
+
   # Compare two files
   meshctl diff --offline --base old/mesh.cue mesh.cue
 `)
@@ -70,8 +83,9 @@ invalid mesh.cue included, so that 1 always means differences).`,
 	addOutputFlag(cmd, &f.output, []string{"text", "markdown", "json"}, "output format: text, markdown or json")
 	fs.BoolVar(&f.offline, "offline", false, "compare with --base or --base-rev instead of a cluster")
 	fs.StringVar(&f.base, "base", "", "the older mesh file or directory to compare with (implies --offline)")
-	fs.StringVar(&f.baseRev, "base-rev", "", "a git revision whose PATH is the older mesh (implies --offline)")
+	fs.StringVar(&f.baseRev, "base-rev", "", "a git revision whose PATH is the older mesh, or A...B for the merge base of A and B (implies --offline)")
 	fs.BoolVar(&f.force, "force", false, "count immutable-field changes as recreates rather than errors")
+	fs.IntVar(&f.maxBytes, "max-bytes", 0, "with -o markdown, the most bytes to print: the meanings and the table of objects always, then as many objects' diffs as fit (0: all)")
 	_ = cmd.MarkFlagFilename("base", "cue")
 	addClusterFlags(cmd, &f.cluster)
 	cmd.RunE = runE(func(path string) int { return runDiff(path, &f, stdout, stderr) })
@@ -87,14 +101,23 @@ func runDiff(path string, f *diffFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meshctl diff: --offline needs --base OLD.cue or --base-rev GITREV")
 		return exitUsage
 	}
+	if f.maxBytes != 0 && (f.output != "markdown" || f.maxBytes < 0) {
+		fmt.Fprintln(stderr, "meshctl diff: --max-bytes takes a number of bytes for -o markdown")
+		return exitUsage
+	}
 	m, ok := loadMesh(path, stderr)
 	if !ok {
 		return diffError
 	}
 	var rep *plan.DiffReport
 	var err error
+	md := markdown{maxBytes: f.maxBytes, again: "meshctl diff " + path}
 	if f.base != "" || f.baseRev != "" {
-		rep, err = offlineDiff(m, path, f)
+		rep, md.base, err = offlineDiff(m, path, f)
+		md.again = "meshctl diff --offline --base " + f.base + " " + path
+		if f.baseRev != "" {
+			md.again = "meshctl diff --offline --base-rev " + f.baseRev + " " + path
+		}
 	} else {
 		rep, err = clusterDiff(m, f, stderr)
 	}
@@ -125,14 +148,17 @@ func runDiff(path string, f *diffFlags, stdout, stderr io.Writer) int {
 			return diffError
 		}
 	case "markdown":
-		for _, c := range rep.Clusters {
-			if multi {
-				fmt.Fprintf(stdout, "## cluster `%s`\n\n", c.Cluster)
-			}
-			c.Result.WriteMarkdown(stdout)
-			if multi {
-				fmt.Fprintln(stdout)
-			}
+		var out bytes.Buffer
+		if err := md.write(&out, rep); err != nil {
+			fmt.Fprintf(stderr, "meshctl diff: %v\n", err)
+			return diffError
+		}
+		if f.maxBytes > 0 && out.Len() > f.maxBytes {
+			fmt.Fprintf(stderr, "warning: the markdown is %d bytes, over --max-bytes %d: the meanings and the table of objects alone take that much\n", out.Len(), f.maxBytes)
+		}
+		if _, err := stdout.Write(out.Bytes()); err != nil {
+			fmt.Fprintf(stderr, "meshctl diff: %v\n", err)
+			return diffError
 		}
 	default:
 		for _, c := range rep.Clusters {
@@ -161,36 +187,43 @@ func clusterDiff(m *schema.Mesh, f *diffFlags, stderr io.Writer) (*plan.DiffRepo
 	return plan.Diff(ctx, m, fleet, plan.DiffOptions{Version: version, Cluster: f.cluster.pickedMember(m), Force: f.force})
 }
 
-// offlineDiff compares m with --base, or with PATH at --base-rev.
-func offlineDiff(m *schema.Mesh, path string, f *diffFlags) (*plan.DiffReport, error) {
-	base := f.base
+// offlineDiff compares m with --base, or with PATH at --base-rev. base
+// says what the base was, for the markdown's heading.
+func offlineDiff(m *schema.Mesh, path string, f *diffFlags) (rep *plan.DiffReport, base string, err error) {
+	load, base := f.base, f.base
 	if f.baseRev != "" {
 		dir, err := os.MkdirTemp("", "meshctl-base-")
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		defer os.RemoveAll(dir)
-		if base, err = checkoutBase(path, f.baseRev, dir); err != nil {
-			return nil, err
+		var commit string
+		if load, commit, err = checkoutBase(path, f.baseRev, dir); err != nil {
+			return nil, "", err
 		}
+		base = fmt.Sprintf("`%s` (%.12s)", f.baseRev, commit)
 	}
-	old, err := meshLoader().Loader.Load(base)
+	old, err := meshLoader().Loader.Load(load)
 	if err != nil {
-		return nil, fmt.Errorf("base %s: %w", base, err)
+		return nil, "", fmt.Errorf("base %s: %w", load, err)
 	}
-	return plan.DiffOffline(old, m, f.cluster.meshCluster, version)
+	rep, err = plan.DiffOffline(old, m, f.cluster.meshCluster, version)
+	return rep, base, err
 }
 
 // checkoutBase writes PATH as it is at rev (a file, or the .cue files of a
-// directory) under dir and returns the path to load.
-func checkoutBase(path, rev, dir string) (string, error) {
+// directory) under dir and returns the path to load, and the commit rev
+// resolved to. rev is any git revision, or A...B for the merge base of A
+// and B (B defaults to HEAD): a pull request is compared with the merge
+// base, main...HEAD, not with main's tip.
+func checkoutBase(path, rev, dir string) (load, commit string, err error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	wd := filepath.Dir(abs)
 	if st.IsDir() {
@@ -207,29 +240,44 @@ func checkoutBase(path, rev, dir string) (string, error) {
 		}
 		return out, nil
 	}
-	if !st.IsDir() {
-		data, err := git("show", rev+":./"+filepath.Base(abs))
+	if a, b, ok := strings.Cut(rev, "..."); ok {
+		if b == "" {
+			b = "HEAD"
+		}
+		out, err := git("merge-base", a, b)
 		if err != nil {
-			return "", err
+			return "", "", fmt.Errorf("--base-rev %s: no merge base of %s and %s (is the history deep enough? CI checkouts are often shallow: fetch with depth 0): %w", rev, a, b, err)
+		}
+		rev = strings.TrimSpace(string(out))
+	}
+	out, err := git("rev-parse", "--verify", "--quiet", rev+"^{commit}")
+	if err != nil {
+		return "", "", fmt.Errorf("--base-rev %s: not a commit here: %w", rev, err)
+	}
+	commit = strings.TrimSpace(string(out))
+	if !st.IsDir() {
+		data, err := git("show", commit+":./"+filepath.Base(abs))
+		if err != nil {
+			return "", "", err
 		}
 		out := filepath.Join(dir, filepath.Base(abs))
-		return out, os.WriteFile(out, data, 0o600)
+		return out, commit, os.WriteFile(out, data, 0o600)
 	}
-	list, err := git("ls-tree", "--name-only", rev, "./")
+	list, err := git("ls-tree", "--name-only", commit, "./")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	for _, name := range strings.Fields(string(list)) {
 		if !strings.HasSuffix(name, ".cue") {
 			continue
 		}
-		data, err := git("show", rev+":./"+name)
+		data, err := git("show", commit+":./"+name)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(name)), data, 0o600); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
-	return dir, nil
+	return dir, commit, nil
 }

@@ -40,7 +40,10 @@ func TestExitCodes(t *testing.T) {
 		{"diff a patch that matches nothing", []string{"diff", "--kubeconfig=nope", "../../testdata/patch-no-match.cue"}, diffError, "patches[0]"},
 		{"bad flag", []string{"build", "--nope"}, exitUsage, "unknown flag"},
 		{"bad output", []string{"build", "-o", "xml", "../../examples/ha.cue"}, exitUsage, "yaml or json"},
-		{"two paths", []string{"vet", "a.cue", "b.cue"}, exitUsage, "at most one PATH"},
+		{"two paths", []string{"build", "a.cue", "b.cue"}, exitUsage, "at most one PATH"},
+		// vet takes several meshes, as a pre-commit hook passes them.
+		{"vet two meshes", []string{"vet", "../../examples/ha.cue", "../../examples/smi.cue"}, exitOK, ""},
+		{"vet two meshes, one invalid", []string{"vet", "../../examples/ha.cue", "../../testdata/invalid/split-sum.cue"}, exitInvalid, "split-sum.cue:1:24"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
 		{"no command", nil, exitUsage, ""},
 		{"help", []string{"help"}, exitOK, ""},

@@ -13,8 +13,8 @@ import (
 
 func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
 	var quiet bool
-	cmd := pathCommand("vet [PATH]", "Validate mesh.cue against the schema",
-		"Validate a mesh against the meshctl schema: every field known, every\nconstraint met, every value concrete. Errors go to stderr, one per line,\nas file:line:col: field.path: message. A valid mesh gets one line, and a\nnote for each figure meshctl chose for it (viz Prometheus's memory).\n\nExit codes: 0 valid, 1 invalid, 2 bad usage.",
+	cmd := pathCommand("vet [PATH...]", "Validate mesh.cue against the schema",
+		"Validate a mesh against the meshctl schema: every field known, every\nconstraint met, every value concrete. Errors go to stderr, one per line,\nas file:line:col: field.path: message. A valid mesh gets one line, and a\nnote for each figure meshctl chose for it (viz Prometheus's memory).\n\nSeveral PATHs are several meshes, each checked on its own (as a\npre-commit hook passes the files that changed).\n\nExit codes: 0 valid, 1 invalid (any of them), 2 bad usage.",
 		`  # Check ./mesh.cue
   meshctl vet
 
@@ -22,29 +22,50 @@ func newVetCmd(stdout, stderr io.Writer) *cobra.Command {
   meshctl vet examples/ha.cue
   meshctl vet ./mesh/
 
+  # Check several meshes
+  meshctl vet clusters/prod/mesh.cue clusters/staging/mesh.cue
+
   # The same check with the upstream cue command
   cue vet -c schema/mesh.cue mesh.cue
 `)
+	cmd.Args = cobra.ArbitraryArgs
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when the mesh is valid")
-	cmd.RunE = runE(func(path string) int {
-		m, ok := loadMesh(path, stderr)
-		if !ok {
-			return exitInvalid
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			args = []string{"mesh.cue"}
 		}
-		r := plan.Vet(m)
-		// Links apply would refuse: said even with -q.
-		for _, p := range r.Warnings {
-			fmt.Fprintf(stderr, "%s: warning: %s\n", path, p)
-		}
-		if !quiet {
-			fmt.Fprintf(stdout, "%s: valid\n", path)
-			for _, n := range r.Notes {
-				fmt.Fprintf(stdout, "%s: note: %s\n", path, n)
+		code := exitOK
+		for _, path := range args {
+			if vetOne(path, quiet, stdout, stderr) != exitOK {
+				code = exitInvalid
 			}
 		}
-		return exitOK
-	})
+		if code != exitOK {
+			return exitCode(code)
+		}
+		return nil
+	}
 	return cmd
+}
+
+// vetOne checks the mesh at path.
+func vetOne(path string, quiet bool, stdout, stderr io.Writer) int {
+	m, ok := loadMesh(path, stderr)
+	if !ok {
+		return exitInvalid
+	}
+	r := plan.Vet(m)
+	// Links apply would refuse: said even with -q.
+	for _, p := range r.Warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", path, p)
+	}
+	if !quiet {
+		fmt.Fprintf(stdout, "%s: valid\n", path)
+		for _, n := range r.Notes {
+			fmt.Fprintf(stdout, "%s: note: %s\n", path, n)
+		}
+	}
+	return exitOK
 }
 
 // loadMesh loads and validates the mesh at path and checks that it renders
