@@ -18,10 +18,10 @@ test: fmt-check vet golden-check actionlint testbin nginx ## Unit, golden, CLI a
 	cd hack/promql && $(GO) test -count=1 ./...
 	cd hack/otelcol && $(GO) test -count=1 ./...
 
-# The test cluster's binaries, built from the Go module proxy at pinned
-# versions and cached outside the checkout (about 10 minutes cold, nothing
-# warm). See internal/testbin.
-testbin: ## Build or find kube-apiserver, etcd, kwok & co.
+# The test cluster's binaries and a Prometheus server, built from the Go
+# module proxy at pinned versions and cached outside the checkout (about 20
+# minutes cold on 2 cores, nothing warm). See internal/testbin.
+testbin: ## Build or find kube-apiserver, etcd, kwok, prometheus & co.
 	$(GO) run ./hack/testbin
 
 # Debian's nginx, for hack/nginx: nginx -t on every fault backend's
@@ -67,10 +67,11 @@ golden-check:
 # Go's default. MESHCTL_BEFORE=path/to/old/meshctl adds an older
 # build to BenchmarkBuildProcess.
 bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figures go in BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift)$$' -benchmem -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift|BenchmarkRollouts)$$' -benchmem -timeout 60m ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./plan
 	$(GO) test -run '^$$' -bench '^BenchmarkDrift$$' -benchtime 1x -timeout 60m ./drift
 	$(GO) test -run '^$$' -bench '^BenchmarkBuildProcess$$' -benchtime 1x -timeout 60m ./generators
+	$(GO) test -run '^$$' -bench '^BenchmarkRollouts$$' -benchtime 3x -timeout 60m ./plan
 
 # Each target runs long enough to find what it has found before (the YAML
 # writer's invalid UTF-8 took seconds; an early exit from a field-set

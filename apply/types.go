@@ -25,7 +25,7 @@ const (
 	// immutable field changes.
 	AnnotationForce = ident.AnnotationForce
 	// DefaultNamespace holds the inventory and meshctl's own state.
-	DefaultNamespace = "meshctl"
+	DefaultNamespace = ident.Namespace
 )
 
 // Stage is a group of objects applied together. Stages are applied in

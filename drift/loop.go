@@ -82,6 +82,10 @@ type Options struct {
 	Workers int
 	Log     *slog.Logger
 	Metrics *Metrics
+	// PrometheusURL is where rollouts that name no Prometheus of their
+	// own read their numbers (default: viz.prometheus.externalURL, or
+	// viz's own Prometheus).
+	PrometheusURL string
 }
 
 // LeaseOptions tune leader election (defaults: the Lease
@@ -128,6 +132,10 @@ type Loop struct {
 	notes, warnings []string
 	evict           string
 	nextRotation    time.Time
+	// rolloutNext is when a rollout's next analysis falls due.
+	rolloutNext time.Time
+	// hadRollouts: the last rollout run had rollouts to run.
+	hadRollouts atomic.Bool
 	// unapplied: the installed render's last full apply failed.
 	unapplied atomic.Bool
 }
@@ -328,7 +336,7 @@ func (l *Loop) lead(ctx context.Context) error {
 	}()
 	l.mu.Lock()
 	l.revision, l.failed, l.desired, l.seen, l.drifted = "", "", nil, map[Key]time.Time{}, map[Key]bool{}
-	l.mesh, l.notes, l.warnings, l.evict, l.nextRotation = nil, nil, nil, "", time.Time{}
+	l.mesh, l.notes, l.warnings, l.evict, l.nextRotation, l.rolloutNext = nil, nil, nil, "", time.Time{}, time.Time{}
 	l.mu.Unlock()
 	l.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedMaxOfRateLimiter(
@@ -375,7 +383,20 @@ func (l *Loop) lead(ctx context.Context) error {
 	rotation.Stop()
 	defer rotation.Stop()
 	var armedFor time.Time
+	// Rollouts have a timer of their own, armed for the next analysis:
+	// a decision falls at the end of its window, not at the next poll.
+	analysis := time.NewTimer(time.Hour)
+	analysis.Stop()
+	defer analysis.Stop()
+	var analysisFor time.Time
 	for {
+		if next := l.rolloutDue(); !next.Equal(analysisFor) {
+			analysisFor = next
+			analysis.Stop()
+			if !next.IsZero() {
+				analysis.Reset(max(time.Until(next), 0))
+			}
+		}
 		if next := l.dueAt(); !next.Equal(armedFor) {
 			armedFor = next
 			rotation.Stop()
@@ -394,6 +415,10 @@ func (l *Loop) lead(ctx context.Context) error {
 		case <-resync.C:
 			l.h.alive()
 			l.reconcile(ctx, "resync")
+		case <-analysis.C:
+			l.h.alive()
+			analysisFor = time.Time{}
+			l.rollouts(ctx)
 		case <-rotation.C:
 			l.h.alive()
 			l.log.Info("a certificate falls due: rendering again to rotate it")

@@ -29,6 +29,10 @@ type Metrics struct {
 	lastApply   prometheus.Gauge
 	rotations   *prometheus.CounterVec
 	expiry      *prometheus.GaugeVec
+	// Rollouts.
+	rolloutWeight   *prometheus.GaugeVec
+	rolloutPhase    *prometheus.GaugeVec
+	rolloutAnalyses *prometheus.CounterVec
 }
 
 // NewMetrics registers the loop's metrics, and Go's and the process's.
@@ -87,7 +91,19 @@ func NewMetrics() *Metrics {
 			Help: "When each certificate the mesh runs on expires (Unix time), by certificate (trust-anchor/SUBJECT DATE, issuer, webhook/NAME).",
 		}, []string{"certificate"}),
 	}
-	r.MustRegister(m.rotations, m.expiry)
+	m.rolloutWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshctl_rollout_weight_percent",
+		Help: "The candidate's share of each rollout's traffic, by service (namespace/name).",
+	}, []string{"service"})
+	m.rolloutPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshctl_rollout_phase",
+		Help: "1 for each rollout's phase (Progressing, Promoted, RolledBack), by service.",
+	}, []string{"service", "phase"})
+	m.rolloutAnalyses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshctl_rollout_analyses_total",
+		Help: "Rollout analyses, by service and verdict (pass, fail, hold).",
+	}, []string{"service", "verdict"})
+	r.MustRegister(m.rotations, m.expiry, m.rolloutWeight, m.rolloutPhase, m.rolloutAnalyses)
 	r.MustRegister(m.reconciles, m.duration, m.corrections, m.detected, m.latency, m.errors,
 		m.revision, m.managed, m.leader, m.lastApply,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

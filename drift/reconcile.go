@@ -193,6 +193,10 @@ func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 	}
 	st.Warnings = l.reported(ca)
 	l.record(ctx, st)
+	if trigger != "rollout" {
+		// A new revision may start, change or end a rollout.
+		l.rollouts(ctx)
+	}
 	// A full apply of a large mesh leaves garbage several times the size
 	// of what the loop keeps (copies, request bodies); hand it back now
 	// rather than hold it until the next one.

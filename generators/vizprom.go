@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshctl/meshctl/internal/ident"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -117,6 +118,18 @@ func bundledPrometheus(m *schema.Mesh) []Object {
 				map[string]any{"kind": "ServiceAccount", "name": "metrics-api", "namespace": vizNamespace},
 			},
 		}),
+	)
+	if rolloutsAskViz(m) {
+		// Policies admit a client when it meets every authentication one
+		// of them requires: the reconciler gets a policy of its own.
+		objs = append(objs, vizResource("policy.linkerd.io/v1alpha1", "AuthorizationPolicy", "prometheus-admin-meshctl", vizNamespace, extLabels, created, map[string]any{
+			"targetRef": map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "prometheus-admin"},
+			"requiredAuthenticationRefs": []any{
+				map[string]any{"kind": "ServiceAccount", "name": ident.Reconciler, "namespace": ident.Namespace},
+			},
+		}))
+	}
+	objs = append(objs,
 		vizResource("linkerd.io/v1alpha2", "ServiceProfile", fmt.Sprintf("%s.%s.svc.%s", promName, vizNamespace, m.Linkerd.ClusterDomain),
 			vizNamespace, extLabels, nil, map[string]any{"routes": []any{
 				promRoute("POST", "/api/v1/query"),
@@ -490,4 +503,19 @@ func podMonitor(m *schema.Mesh, job string, namespaces, selector map[string]any,
 	u.SetLabels(merge(vizLabels(promName), m.Viz.Prometheus.PodMonitorLabels))
 	u.SetAnnotations(map[string]string{annotationCreated: createdBy(m)})
 	return Object{Stage: StageExtensions, Object: u}
+}
+
+// rolloutsAskViz says whether a rollout takes its numbers from viz's own
+// Prometheus: the reconcile loop (meshctl reconcile, installed with
+// --meshed) must then be admitted.
+func rolloutsAskViz(m *schema.Mesh) bool {
+	if m.Viz.Prometheus.ExternalURL != "" {
+		return false
+	}
+	for _, s := range m.Services {
+		if s.Rollout != nil && s.Rollout.PrometheusURL == "" {
+			return true
+		}
+	}
+	return false
 }

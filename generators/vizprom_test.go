@@ -398,3 +398,42 @@ func TestVizPrometheusPodMonitors(t *testing.T) {
 		t.Errorf("proxy keep rule (-want +got):\n%s", diff)
 	}
 }
+
+// TestVizPrometheusAdmitsTheReconciler: a rollout that reads viz's own
+// Prometheus gets the reconciler admitted by a policy of its own; one that
+// names its Prometheus, or a mesh with an external one, does not.
+func TestVizPrometheusAdmitsTheReconciler(t *testing.T) {
+	const id = "AuthorizationPolicy/linkerd-viz/prometheus-admin-meshctl"
+	rollout := func(extra string) string {
+		return `services: "booksapp/books": {port: 7002, split: {books: 100, "books-v2": 0}, rollout: {from: "books", to: "books-v2", steps: [50, 100]` + extra + `}}` + "\n"
+	}
+	cases := []struct {
+		name, src string
+		want      bool
+	}{
+		{"no rollout", promVizOn, false},
+		{"a rollout on viz's Prometheus", promVizOn + rollout(""), true},
+		{"a rollout with its own Prometheus", promVizOn + rollout(`, prometheusURL: "http://prom:9090"`), false},
+		{"viz with an external Prometheus", promVizExternal + rollout(""), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			objs := promObjects(t, c.src)
+			if got := slices.Contains(objectIDs(objs), id); got != c.want {
+				t.Fatalf("%s rendered: %v, want %v", id, got, c.want)
+			}
+			if !c.want {
+				return
+			}
+			u := objectByID(t, objs, id)
+			refs, _, _ := unstructured.NestedSlice(u.Object, "spec", "requiredAuthenticationRefs")
+			want := []any{map[string]any{"kind": "ServiceAccount", "name": "meshctl-reconciler", "namespace": "meshctl"}}
+			if !cmp.Equal(refs, want) {
+				t.Errorf("refs %v, want %v", refs, want)
+			}
+			if name, _, _ := unstructured.NestedString(u.Object, "spec", "targetRef", "name"); name != "prometheus-admin" {
+				t.Errorf("targets %q", name)
+			}
+		})
+	}
+}

@@ -165,7 +165,7 @@ func mustRead(t *testing.T, path string) string {
 	return string(b)
 }
 
-func mustLoadSource(t *testing.T, name, src string) *schema.Mesh {
+func mustLoadSource(t testing.TB, name, src string) *schema.Mesh {
 	t.Helper()
 	m, err := schema.LoadSources(schema.Source{Name: name, Data: []byte(src)})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/rollout"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -138,11 +139,18 @@ type rendered struct {
 	// served: the cluster serves MutatingAdmissionPolicy, so safeToEvict
 	// needs no pod-template fallback.
 	served bool
+	// rollouts are the stored states whose weights the render carries.
+	rollouts []rollout.State
 }
 
 // renderCluster is ForCluster, with what the certificates went through.
 func renderCluster(ctx context.Context, m *schema.Mesh, c Cluster, version string) (*rendered, error) {
 	m, notes, err := gatewayAPI(ctx, m, c)
+	if err != nil {
+		return nil, err
+	}
+	// A rollout's split renders at the weights it has reached.
+	m, states, err := rolloutWeights(ctx, m, c)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +172,7 @@ func renderCluster(ctx context.Context, m *schema.Mesh, c Cluster, version strin
 	if served {
 		notes = append(notes, policyNote(m)...)
 	}
-	return &rendered{set: Stages(objs, version), notes: notes, certs: co, served: served}, nil
+	return &rendered{set: Stages(objs, version), notes: notes, certs: co, served: served, rollouts: states}, nil
 }
 
 // Certificates returns the mesh's certificate material: kept in the

@@ -9,6 +9,7 @@ import (
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/rollout"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -37,6 +38,9 @@ type ClusterReport struct {
 	// loop's informer caches). It is the one step in which the entry
 	// points differ.
 	LiveFrom string `json:"liveFrom"`
+	// Rollouts are the stored states of the mesh's rollouts, whose
+	// weights the render carries rather than the file's.
+	Rollouts []rollout.State `json:"rollouts,omitempty"`
 }
 
 // Where a verb read the live objects (ClusterReport.LiveFrom).
@@ -128,6 +132,7 @@ func (f *Fleet) prepare(ctx context.Context, m *schema.Mesh, name string, o runO
 	}
 	p.set = without(r.set, missing)
 	p.report.Notes = r.notes
+	p.report.Rollouts = r.rollouts
 	p.report.Rotated, p.report.NextRotation = r.certs.rotated, r.certs.nextDue
 	p.report.Warnings = append(p.report.Warnings, missing...)
 	// One LIST per kind serves the apply or diff, the warnings and the

@@ -2,10 +2,13 @@ package plan
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/rollout"
 	"github.com/meshctl/meshctl/schema"
 )
 
@@ -22,6 +25,8 @@ type Status struct {
 	// AnchorRotation counts the meshed pods a trust-anchor rotation waits
 	// for (anchor.go); nil when none waits.
 	AnchorRotation *PodTrust `json:"anchorRotation,omitempty"`
+	// Rollouts are the rollouts' states as stored (rollout.go).
+	Rollouts []rollout.State `json:"rollouts,omitempty"`
 }
 
 // InventorySummary sums up meshctl's inventory.
@@ -46,6 +51,13 @@ func ReadStatus(ctx context.Context, c *apply.Client, now time.Time) (*Status, e
 	}
 	if st.AnchorRotation, err = AnchorWaiting(ctx, c); err != nil {
 		return nil, err
+	}
+	ro, err := readRollouts(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(ro.states)) {
+		st.Rollouts = append(st.Rollouts, ro.states[k])
 	}
 	inv, err := c.ReadInventory(ctx)
 	if err != nil {

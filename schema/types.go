@@ -257,6 +257,34 @@ type Service struct {
 	Split       map[string]int `json:"split"`
 	Fault       *Fault         `json:"fault,omitempty"`
 	Export      string         `json:"export,omitempty"`
+	Rollout     *Rollout       `json:"rollout,omitempty"`
+}
+
+// Rollout moves a service's split from one backend to the other in steps,
+// while the candidate's metrics hold up against the primary's.
+type Rollout struct {
+	From             string   `json:"from"`
+	To               string   `json:"to"`
+	FromDeployment   string   `json:"fromDeployment"`
+	ToDeployment     string   `json:"toDeployment"`
+	Steps            []int    `json:"steps"`
+	Interval         string   `json:"interval"`
+	Analysis         Analysis `json:"analysis"`
+	ProgressDeadline string   `json:"progressDeadline"`
+	PrometheusURL    string   `json:"prometheusURL,omitempty"`
+}
+
+// Analysis is how a rollout judges its candidate against its primary.
+type Analysis struct {
+	SuccessRate struct {
+		MaxDrop float64 `json:"maxDrop"` // percentage points
+	} `json:"successRate"`
+	LatencyP99 struct {
+		MaxIncrease string `json:"maxIncrease"` // "10%"
+	} `json:"latencyP99"`
+	MinRequests  int     `json:"minRequests"`
+	FailureLimit int     `json:"failureLimit"`
+	Confidence   float64 `json:"confidence"`
 }
 
 // Route is one route of a service: an HTTPRoute rule or a ServiceProfile

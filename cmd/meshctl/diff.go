@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -163,6 +164,10 @@ func runDiff(path string, f *diffFlags, stdout, stderr io.Writer) int {
 	default:
 		for _, c := range rep.Clusters {
 			c.Result.WriteText(prefixed(stdout, c.Cluster))
+			// A rollout in progress is what it is, not drift.
+			for _, s := range c.Rollouts {
+				fmt.Fprintln(prefixed(stdout, c.Cluster), "rollout "+s.Summary(time.Now()))
+			}
 		}
 	}
 	if rep.Changed() {

@@ -43,6 +43,13 @@ They let the reconciler grant anything: managing Linkerd's RBAC is
 admin-equivalent by nature, so install the reconciler only where that is
 accepted.
 
+With --meshed the reconciler gets a Linkerd proxy, for rollouts judged by
+viz's Prometheus: Prometheus admits only the meshed clients its policies
+name, and with a rollout in mesh.cue viz renders a policy that names
+ServiceAccount meshctl-reconciler in namespace meshctl. The API server
+(ports 443 and 6443) and the reconciler's own ports stay outside the proxy,
+so a broken mesh never cuts the loop off from the cluster it repairs.
+
 Nothing is sent to the cluster; exit code 2 on bad flags.`,
 		Example: `  # Run the reconciler on the ConfigMap "mesh"
   kubectl create namespace meshctl
@@ -51,6 +58,9 @@ Nothing is sent to the cluster; exit code 2 on bad flags.`,
 
   # Check the install against the cluster without changing it
   meshctl install-reconciler | kubectl apply --dry-run=server -f -
+
+  # A reconciler that runs rollouts against viz's Prometheus
+  meshctl install-reconciler --meshed | kubectl apply -f -
 
   # Follow a Flux GitRepository, resync every 5 minutes
   meshctl install-reconciler --source flux:GitRepository/flux-system/mesh \
@@ -64,6 +74,7 @@ Nothing is sent to the cluster; exit code 2 on bad flags.`,
 	fs.StringVar(&o.Source, "source", "", "a Flux source to read mesh.cue from: flux:GitRepository/NS/NAME or flux:OCIRepository/NS/NAME")
 	fs.StringVar(&o.SourcePath, "source-path", "", "with --source, the mesh.cue file or directory inside the artifact (reconcile's default: mesh.cue)")
 	fs.StringVar(&o.ConfigMap, "configmap", o.ConfigMap, "without --source, the ConfigMap in --meshctl-namespace whose key mesh.cue is the mesh")
+	fs.BoolVar(&o.Meshed, "meshed", false, "give the reconciler a Linkerd proxy, so that viz's Prometheus answers its rollout queries")
 	cmd.MarkFlagsMutuallyExclusive("source", "configmap")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		return runInstallReconciler(o, stdout, stderr)

@@ -139,6 +139,7 @@ directory is safe.`,
 		newInstallReconcilerCmd(stdout, stderr),
 		newStatusCmd(stdout, stderr),
 		newRotateCmd(stdout, stderr),
+		newRolloutCmd(stdout, stderr),
 		newVersionCmd(stdout),
 		newCompletionCmd(stdout, stderr),
 	)
@@ -185,6 +186,23 @@ func completePath(_ *cobra.Command, args []string, _ string) ([]cobra.Completion
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	return []cobra.Completion{"cue"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+// groupCommand is a command that only holds subcommands: alone it prints
+// its help, and with an argument that names no subcommand it says, in one
+// line, what unknown means (wrong) and exits 2.
+func groupCommand(cmd *cobra.Command, stderr io.Writer, unknown func(arg string) string, subs ...*cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "%s: %s\n", c.CommandPath(), unknown(args[0]))
+		} else {
+			_ = c.Help()
+		}
+		return exitCode(exitUsage)
+	}
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 // pathCommand is a command that takes the optional PATH argument.

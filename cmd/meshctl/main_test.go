@@ -68,6 +68,12 @@ func TestExitCodes(t *testing.T) {
 		{"bad reconcile source", []string{"reconcile", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1", "--source=git:repo", "nope.cue"}, exitUsage, `"git:repo": want path, flux:GitRepository/NAMESPACE/NAME or flux:OCIRepository/NAMESPACE/NAME`},
 		{"reconcile unreadable kubeconfig", []string{"reconcile", "--kubeconfig=nope"}, exitError, "meshctl reconcile: loading kubeconfig"},
 		{"completion of an unknown shell", []string{"completion", "tcsh"}, exitUsage, `invalid argument "tcsh"`},
+		{"rollout unknown command", []string{"rollout", "resume"}, exitUsage, `unknown command "resume"; use status, promote or abort`},
+		{"rollout promote needs a service", []string{"rollout", "promote"}, exitUsage, "accepts between 1 and 2 arg(s)"},
+		{"rollout promote of a service without one", []string{"rollout", "promote", "booksapp/nope", "--kubeconfig=nope", "../../examples/rollout.cue"}, exitUsage, "booksapp/nope has no rollout in ../../examples/rollout.cue"},
+		{"rollout abort of an invalid mesh", []string{"rollout", "abort", "shop/cart", "../../testdata/invalid/rollout-steps-end.cue"}, exitInvalid, "rollout steps must end at 100"},
+		{"bad rollout status output", []string{"rollout", "status", "-o", "yaml"}, exitUsage, "want text or json"},
+		{"rollout status without a cluster", []string{"rollout", "status", "--kubeconfig=/dev/null", "--server=https://127.0.0.1:1"}, exitError, "meshctl rollout status: cannot reach the Kubernetes API server at https://127.0.0.1:1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,7 +112,7 @@ func TestHelpHasExamples(t *testing.T) {
 			t.Errorf("%s --help: exit %d, output %q", c.Name(), code, out)
 		}
 	}
-	want := []string{"apply", "build", "completion", "diff", "help", "install-reconciler", "reconcile", "rotate", "status", "version", "vet"}
+	want := []string{"apply", "build", "completion", "diff", "help", "install-reconciler", "reconcile", "rollout", "rotate", "status", "version", "vet"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/plan"
@@ -110,6 +111,9 @@ func (md markdown) head(c *plan.ClusterDiff, multi, grouped bool) string {
 	}
 	for _, warning := range r.Warnings {
 		fmt.Fprintf(&b, "> **Warning:** %s\n\n", warning)
+	}
+	for _, s := range c.Rollouts {
+		fmt.Fprintf(&b, "> **Rollout** %s\n\n", s.Summary(time.Now()))
 	}
 	if !r.Changed() {
 		if md.base != "" {

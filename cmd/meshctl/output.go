@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -98,5 +99,10 @@ func printReport(r *plan.ClusterReport, out, errOut io.Writer) {
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(prefixed(errOut, r.Cluster), "warning: %s\n", w)
+	}
+	// A rollout in progress is what it is, not drift: its weights are
+	// the rollout's, and this says where it stands.
+	for _, s := range r.Rollouts {
+		fmt.Fprintln(prefixed(out, r.Cluster), "rollout "+s.Summary(time.Now()))
 	}
 }

@@ -103,6 +103,7 @@ cluster, address in use).`,
 	fs.StringVar(&f.o.MetricsAddr, "metrics-addr", ":8080", `address of /metrics; "0" serves none`)
 	fs.StringVar(&f.o.HealthAddr, "health-addr", ":8081", `address of /healthz and /readyz; "0" serves none`)
 	fs.StringVar(&f.o.Identity, "identity", "", "this replica's name in the Lease and the status (default $POD_NAME, or host_pid)")
+	fs.StringVar(&f.o.PrometheusURL, "prometheus-url", "", "where rollouts that name no Prometheus read their numbers (default: viz.prometheus.externalURL, or viz's own Prometheus)")
 	f.logFormat = "text"
 	fs.Var(enumValue{&f.logFormat, []string{"text", "json"}}, "log-format", "log format on stderr: text or json")
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"correct", "detect"}, cobra.ShellCompDirectiveNoFileComp))

@@ -12,7 +12,7 @@ import (
 )
 
 func newRotateCmd(stdout, stderr io.Writer) *cobra.Command {
-	cmd := &cobra.Command{
+	return groupCommand(&cobra.Command{
 		Use:   "rotate",
 		Short: "Rotate a certificate that needs more than one apply (the trust anchor)",
 		Long: `Rotate a certificate whose replacement takes more than one apply, one
@@ -21,18 +21,9 @@ apply rotates them by policy (controlPlane.identity.issuer.rotateBefore).`,
 		Example: `  # The next step of a trust-anchor rotation, shown first, then applied
   meshctl rotate trust-anchor --dry-run
   meshctl rotate trust-anchor`,
-		Args: cobra.ArbitraryArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				fmt.Fprintf(stderr, "meshctl rotate: unknown certificate %q; meshctl rotates trust-anchor\n", args[0])
-			} else {
-				_ = c.Help()
-			}
-			return exitCode(exitUsage)
-		},
-	}
-	cmd.AddCommand(newRotateAnchorCmd(stdout, stderr))
-	return cmd
+	}, stderr, func(arg string) string {
+		return fmt.Sprintf("unknown certificate %q; meshctl rotates trust-anchor", arg)
+	}, newRotateAnchorCmd(stdout, stderr))
 }
 
 type rotateAnchorFlags struct {

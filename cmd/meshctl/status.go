@@ -175,6 +175,9 @@ func writeStatus(w io.Writer, st *plan.Status) {
 	if line := anchorRotationLine(st.AnchorRotation); line != "" {
 		fmt.Fprintln(w, line)
 	}
+	for _, r := range st.Rollouts {
+		fmt.Fprintln(w, "rollout "+r.Summary(st.CheckedAt))
+	}
 	switch inv := st.Inventory; {
 	case inv == nil:
 		fmt.Fprintln(w, "inventory: none (meshctl has not applied to this cluster)")

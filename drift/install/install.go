@@ -6,8 +6,9 @@ package install
 
 import (
 	"fmt"
-	"github.com/meshctl/meshctl/drift/source"
 	"time"
+
+	"github.com/meshctl/meshctl/drift/source"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,11 +22,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/internal/ident"
 )
 
 // Name is the reconciler's ServiceAccount, Deployment, RBAC objects and
 // Lease (reconcile's default --lease-name).
-const Name = "meshctl-reconciler"
+const Name = ident.Reconciler
 
 // Where the ConfigMap source is mounted, and the file the loop renders.
 const (
@@ -56,6 +58,12 @@ type Options struct {
 	SourcePath string
 	// ConfigMap holds mesh.cue (key mesh.cue) when there is no Source.
 	ConfigMap string
+	// Meshed gives the reconciler a Linkerd proxy, so that viz's
+	// Prometheus, which admits only meshed clients it names, answers the
+	// rollouts' queries. Traffic to the API server and to the health and
+	// metrics ports bypasses the proxy: a broken mesh never cuts the loop
+	// off from the cluster it repairs.
+	Meshed bool
 }
 
 // DefaultOptions are the install of meshctl version: the meshctl
@@ -205,10 +213,8 @@ func deployment(o Options, src *source.FluxRef, labels map[string]string, meta m
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels,
-					// The reconciler repairs the mesh: it must not depend on
-					// the mesh's proxy injector to start.
-					Annotations: map[string]string{"linkerd.io/inject": "disabled"},
+					Labels:      labels,
+					Annotations: podAnnotations(o.Meshed),
 				},
 				Spec: corev1.PodSpec{
 					ServiceAccountName:           Name,
@@ -283,4 +289,20 @@ func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
 		}
 	}
 	return u, nil
+}
+
+// podAnnotations keep the reconciler off the mesh, or put it on with the
+// API server and its own ports outside the proxy. It repairs the mesh, so
+// it must not depend on the mesh to start or to reach the API server: the
+// injector's failure policy is Ignore, and a pod it missed runs unmeshed
+// (its rollouts then hold, saying Prometheus refused them).
+func podAnnotations(meshed bool) map[string]string {
+	if !meshed {
+		return map[string]string{"linkerd.io/inject": "disabled"}
+	}
+	return map[string]string{
+		"linkerd.io/inject":                     "enabled",
+		"config.linkerd.io/skip-outbound-ports": "443,6443",
+		"config.linkerd.io/skip-inbound-ports":  fmt.Sprintf("%d,%d", MetricsPort, HealthPort),
+	}
 }

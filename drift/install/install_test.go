@@ -177,6 +177,28 @@ func TestInstallDeploymentRunsHardened(t *testing.T) {
 	}
 }
 
+// TestInstallMeshed: by default the reconciler stays off the mesh; with
+// Meshed it gets a proxy (for viz's Prometheus), with the API server's
+// ports and its own outside it.
+func TestInstallMeshed(t *testing.T) {
+	ann := func(o Options) map[string]string {
+		return typed[appsv1.Deployment](t, mustObjects(t, o), "Deployment", "meshctl", Name).Spec.Template.Annotations
+	}
+	o := DefaultOptions("v1.2.3")
+	if got := ann(o); !cmp.Equal(got, map[string]string{"linkerd.io/inject": "disabled"}) {
+		t.Errorf("default pod annotations %v", got)
+	}
+	o.Meshed = true
+	want := map[string]string{
+		"linkerd.io/inject":                     "enabled",
+		"config.linkerd.io/skip-outbound-ports": "443,6443",
+		"config.linkerd.io/skip-inbound-ports":  "8080,8081",
+	}
+	if got := ann(o); !cmp.Equal(got, want) {
+		t.Errorf("meshed pod annotations: %s", cmp.Diff(want, got))
+	}
+}
+
 func mustAtoi(t *testing.T, s string) int64 {
 	t.Helper()
 	var n int64

@@ -1,7 +1,7 @@
 // Command testbin builds the test cluster's binaries (kube-apiserver,
-// kube-controller-manager, kube-scheduler, etcd and kwok) and a kubectl of
-// the same Kubernetes version from the Go module proxy into a cache outside
-// the checkout, and prints their directory.
+// kube-controller-manager, kube-scheduler, etcd and kwok), a kubectl of
+// the same Kubernetes version and a Prometheus server from the Go module
+// proxy into a cache outside the checkout, and prints their directory.
 //
 //	go run ./hack/testbin          build what is missing
 //	go run ./hack/testbin -path    print the directory only

@@ -18,6 +18,12 @@ const (
 	// AnnotationForce: "enabled" allows delete-and-recreate when an
 	// immutable field changes.
 	AnnotationForce = "meshctl.io/force"
+	// Namespace is meshctl's own namespace by default: the inventory, the
+	// certificates, the rollout states and the reconciler.
+	Namespace = "meshctl"
+	// Reconciler names the reconcile loop's ServiceAccount, Deployment
+	// and RBAC objects; viz's Prometheus admits its rollout queries.
+	Reconciler = "meshctl-reconciler"
 )
 
 // ID is an object's identity in output and in the inventory: Kind/ns/name,

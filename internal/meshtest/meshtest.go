@@ -6,14 +6,17 @@ package meshtest
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/internal/rendertest"
@@ -94,4 +97,47 @@ func trustAnchorSecret(t testing.TB, cluster *testcluster.Cluster, ref *schema.S
 	if _, err := cluster.Client.CoreV1().Secrets(ref.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+}
+
+// Deployment is a one-replica Deployment of image, labelled app: name: a
+// rollout's side, for tests that need its pod template to exist.
+func Deployment(namespace, name, image string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
+			},
+		},
+	}
+}
+
+// RouteWeights are an HTTPRoute's backend weights by backend name, from
+// its JSON as the API server returns it.
+func RouteWeights(t testing.TB, route []byte) map[string]int64 {
+	t.Helper()
+	var r struct {
+		Spec struct {
+			Rules []struct {
+				BackendRefs []struct {
+					Name   string `json:"name"`
+					Weight int64  `json:"weight"`
+				} `json:"backendRefs"`
+			} `json:"rules"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(route, &r); err != nil {
+		t.Fatalf("an HTTPRoute's JSON: %v", err)
+	}
+	out := map[string]int64{}
+	for _, rule := range r.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			out[b.Name] = b.Weight
+		}
+	}
+	return out
 }

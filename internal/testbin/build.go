@@ -114,6 +114,8 @@ func (b *builder) steps(p Paths, src string) []step {
 			func() error { return b.kwok(p.Dir) }},
 		{"kwok stages (node/fast, node/heartbeat-with-lease, pod/fast)", []string{p.KwokStages},
 			func() error { return b.stages(p.KwokStages) }},
+		{"prometheus " + PrometheusVersion, []string{p.Prometheus},
+			func() error { return b.prometheus(filepath.Join(src, "prometheus"), p.Prometheus) }},
 	}
 }
 
@@ -317,6 +319,21 @@ func (b *builder) etcd(src, out string) error {
 func (b *builder) kwok(out string) error {
 	_, err := b.goCmd(os.TempDir(), []string{"GOBIN=" + out, "GOFLAGS="}, "install", "-ldflags", "-s -w", "sigs.k8s.io/kwok/cmd/kwok@"+KwokVersion)
 	return err
+}
+
+// prometheus builds the Prometheus server into out, by way of GOBIN=bin:
+// go install names the binary after its package, and out carries the
+// version. The web UI's assets are not in the module (they are built with
+// npm), so the UI pages are missing; the HTTP API, all tests need, is not.
+func (b *builder) prometheus(bin, out string) error {
+	ld := "-s -w -X github.com/prometheus/common/version.Version=" + PrometheusVersion
+	fmt.Fprintf(b.log, "testbin:   compiling (several minutes on 2 cores)\n")
+	_, err := b.goCmd(os.TempDir(), []string{"GOBIN=" + bin, "GOFLAGS="}, "install", "-ldflags", ld,
+		"github.com/prometheus/prometheus/cmd/prometheus@"+PrometheusVersion)
+	if err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(bin, "prometheus"), out)
 }
 
 // stages copies kwok's shipped node and pod stages into one file.

@@ -1,6 +1,6 @@
-// Package testbin knows where the test cluster's binaries, and a kubectl
-// of the cluster's version, live and how to build them from the Go module
-// proxy at pinned versions.
+// Package testbin knows where the test cluster's binaries, a kubectl of
+// the cluster's version and a Prometheus server live, and how to build them
+// from the Go module proxy at pinned versions.
 //
 // The binaries are cached outside the checkout, under
 // ${XDG_CACHE_HOME:-$HOME/.cache}/meshctl/testbin/<versions>, so a second
@@ -14,13 +14,16 @@ import (
 	"path/filepath"
 )
 
-// Pinned versions. Changing one changes the cache directory, so an old build
-// is never mistaken for a new one.
+// Pinned versions. Changing one changes the cache directory, or for
+// Prometheus its file name, so an old build is never mistaken for a new one.
 const (
 	KubernetesVersion = "v1.37.2"
 	StagingVersion    = "v0.37.2" // k8s.io/<staging> modules that match KubernetesVersion
 	EtcdVersion       = "v3.6.16"
 	KwokVersion       = "v0.8.0"
+	// PrometheusVersion is the github.com/prometheus/prometheus module
+	// version, the one hack/promql pins for its parser.
+	PrometheusVersion = "v0.316.0"
 )
 
 // EnvDir overrides the cache directory.
@@ -41,6 +44,10 @@ type Paths struct {
 	// KwokStages is a multi-document YAML of kwok Stage objects: node/fast,
 	// node/heartbeat-with-lease and pod/fast, as shipped in kwok's module.
 	KwokStages string
+	// Prometheus is the Prometheus server. Its file name carries
+	// PrometheusVersion, which the directory name does not, so that a
+	// cache from before it joined keeps its other binaries.
+	Prometheus string
 }
 
 // Dir is the directory that holds (or will hold) the binaries.
@@ -70,11 +77,12 @@ func In(dir string) Paths {
 		Kubectl:           filepath.Join(dir, "kubectl"),
 		Kwok:              filepath.Join(dir, "kwok"),
 		KwokStages:        filepath.Join(dir, "kwok-stages.yaml"),
+		Prometheus:        filepath.Join(dir, "prometheus-"+PrometheusVersion),
 	}
 }
 
 func (p Paths) all() []string {
-	return []string{p.Etcd, p.APIServer, p.ControllerManager, p.Scheduler, p.Kubectl, p.Kwok, p.KwokStages}
+	return []string{p.Etcd, p.APIServer, p.ControllerManager, p.Scheduler, p.Kubectl, p.Kwok, p.KwokStages, p.Prometheus}
 }
 
 // ErrMissing is wrapped by Find when a binary is absent.
@@ -85,8 +93,8 @@ func Find() (Paths, error) {
 	p := In(Dir())
 	for _, f := range p.all() {
 		if _, err := os.Stat(f); err != nil {
-			return p, fmt.Errorf("%w: %s not found; run `make testbin` (builds kube-apiserver and kubectl %s, etcd %s and kwok %s from the Go module proxy, about 10 minutes cold; only what is missing) or set %s",
-				ErrMissing, f, KubernetesVersion, EtcdVersion, KwokVersion, EnvDir)
+			return p, fmt.Errorf("%w: %s not found; run `make testbin` (builds kube-apiserver and kubectl %s, etcd %s, kwok %s and prometheus %s from the Go module proxy, about 20 minutes cold on 2 cores; only what is missing) or set %s",
+				ErrMissing, f, KubernetesVersion, EtcdVersion, KwokVersion, PrometheusVersion, EnvDir)
 		}
 	}
 	return p, nil

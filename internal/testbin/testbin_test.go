@@ -29,37 +29,51 @@ func TestDirAndFind(t *testing.T) {
 		}
 	}
 	p, err := Find()
-	if err != nil || p.APIServer != filepath.Join(dir, "kube-apiserver") || p.Kubectl != filepath.Join(dir, "kubectl") {
+	if err != nil || p.APIServer != filepath.Join(dir, "kube-apiserver") || p.Kubectl != filepath.Join(dir, "kubectl") ||
+		p.Prometheus != filepath.Join(dir, "prometheus-"+PrometheusVersion) {
 		t.Fatalf("Find on a full directory: %+v, %v", p, err)
 	}
 }
 
-// A cache built before kubectl joined it lacks only kubectl: Find says so,
-// and Build's only step left to run is kubectl's.
-func TestCacheWithoutKubectl(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv(EnvDir, dir)
-	p := In(dir)
-	for _, f := range p.all() {
-		if f == p.Kubectl {
-			continue
-		}
-		if err := os.WriteFile(f, nil, 0o755); err != nil {
-			t.Fatal(err)
-		}
+// A cache built before kubectl, or Prometheus, joined it lacks only that
+// file: Find says so, and Build's only step left to run is its own.
+func TestCacheWithoutOne(t *testing.T) {
+	tests := []struct {
+		name    string
+		missing func(Paths) string
+		step    string
+	}{
+		{"kubectl", func(p Paths) string { return p.Kubectl }, "kubectl " + KubernetesVersion},
+		{"prometheus", func(p Paths) string { return p.Prometheus }, "prometheus " + PrometheusVersion},
 	}
-	_, err := Find()
-	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), p.Kubectl+" not found") || !strings.Contains(err.Error(), "make testbin") {
-		t.Fatalf("Find without kubectl: %v", err)
-	}
-	var left []string
-	for _, s := range (&builder{}).steps(p, t.TempDir()) {
-		if !exists(s.have...) {
-			left = append(left, s.name)
-		}
-	}
-	if diff := cmp.Diff([]string{"kubectl " + KubernetesVersion}, left); diff != "" {
-		t.Errorf("steps left to run (-want +got):\n%s", diff)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Setenv(EnvDir, dir)
+			p := In(dir)
+			missing := tc.missing(p)
+			for _, f := range p.all() {
+				if f == missing {
+					continue
+				}
+				if err := os.WriteFile(f, nil, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Find()
+			if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), missing+" not found") || !strings.Contains(err.Error(), "make testbin") {
+				t.Fatalf("Find without %s: %v", tc.name, err)
+			}
+			var left []string
+			for _, s := range (&builder{}).steps(p, t.TempDir()) {
+				if !exists(s.have...) {
+					left = append(left, s.name)
+				}
+			}
+			if diff := cmp.Diff([]string{tc.step}, left); diff != "" {
+				t.Errorf("steps left to run (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
