@@ -107,7 +107,7 @@ func NewMetrics() *Metrics {
 	r.MustRegister(m.reconciles, m.duration, m.corrections, m.detected, m.latency, m.errors,
 		m.revision, m.managed, m.leader, m.lastApply,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, w := range []string{"source", "render", "apply", "correct", "status"} {
+	for _, w := range []string{"source", "render", "apply", "correct", "status", "rollout"} {
 		m.errors.WithLabelValues(w)
 	}
 	return m
