@@ -2,14 +2,18 @@ package drift
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshctl/meshctl/apply"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/meshctl/meshctl/plan"
 )
 
 // fail reports a failure: log, metric, Event, status. revision is a
@@ -57,8 +61,21 @@ func (l *Loop) record(ctx context.Context, st Status) {
 	}
 	if err := writeStatus(ctx, l.o.Client.Kube(), l.o.Client.Namespace(), &st, &l.written); err != nil {
 		l.m.errors.WithLabelValues("status").Inc()
-		l.log.Warn("recording status", "error", err.Error())
+		l.log.Warn("recording status", "error", l.named(err).Error())
 	}
+}
+
+// named is err, or, when the API server gave no answer at all (a transport
+// error, not a refusal), the line that names the server and where its
+// address came from, as every verb says it, rather than client-go's
+// "failed to get server groups".
+func (l *Loop) named(err error) error {
+	var st apierrors.APIStatus
+	var ue *url.Error
+	if err == nil || errors.As(err, &st) || !errors.As(err, &ue) {
+		return err
+	}
+	return &plan.UnreachableError{Server: l.o.Client.Host(), Source: l.o.ClientSource, Err: err}
 }
 
 // event records a Kubernetes Event on the inventory ConfigMap.

@@ -30,7 +30,7 @@ func (l *Loop) rollouts(ctx context.Context) {
 	rep, err := l.runRollouts(ctx, m)
 	if err != nil {
 		l.m.errors.WithLabelValues("rollout").Inc()
-		l.log.Warn("rollouts: "+err.Error(), "retry", l.o.Poll.String())
+		l.log.Warn("rollouts: "+l.named(err).Error(), "retry", l.o.Poll.String())
 		// Try again soon: the states could not be read or stored.
 		l.setRolloutNext(time.Now().Add(l.o.Poll))
 		return
