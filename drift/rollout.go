@@ -35,6 +35,10 @@ func (l *Loop) rollouts(ctx context.Context) {
 		l.setRolloutNext(time.Now().Add(l.o.Poll))
 		return
 	}
+	// The gauges say what the states say now: a rollout dropped from
+	// mesh.cue leaves no series behind.
+	l.m.rolloutWeight.Reset()
+	l.m.rolloutPhase.Reset()
 	for _, c := range rep.Clusters {
 		for _, ev := range c.Events {
 			typ := corev1.EventTypeNormal

@@ -53,7 +53,9 @@ services: "booksapp/%[1]s": {
 //     progress deadline;
 //   - blind, whose Prometheus is down: holds and never promotes, then
 //     moves once Prometheus is back;
-//   - and a new build of healthy's candidate starts it over.
+//   - a new build of healthy's candidate starts it over;
+//   - and rollouts dropped from mesh.cue mid-rollout leave no state, series
+//     or route behind.
 func TestLoopRunsRollouts(t *testing.T) {
 	e := newEnv(t)
 	ex := promtest.NewExporter(t)
@@ -219,6 +221,24 @@ func TestLoopRunsRollouts(t *testing.T) {
 	again := e.rolloutAt("booksapp/healthy", func(s rollout.State) bool { return s.Candidate != healthy.Candidate })
 	if again.Phase != rollout.Progressing || again.Step != 0 || again.Weight != 20 {
 		t.Errorf("a new candidate: %s at step %d (%d%%), want the first step", again.Phase, again.Step, again.Weight)
+	}
+
+	// Rollouts dropped from mesh.cue, mid-rollout: their states, their
+	// series and their routes go.
+	e.write(defaultMesh(t))
+	e.inSync(2 * time.Minute)
+	e.until("the rollouts' states and series to go", time.Minute, func() (bool, error) {
+		states, err := e.readRolloutStates()
+		if err != nil {
+			return false, err
+		}
+		if n := scrape(t, run.loop.MetricsAddr, "meshctl_rollout_phase"); len(states) > 0 || n != 0 {
+			return false, fmt.Errorf("%d states, phase series summing to %v", len(states), n)
+		}
+		return true, nil
+	})
+	if _, ok := e.route("healthy"); ok {
+		t.Error("HTTPRoute booksapp/healthy is still there after its service left mesh.cue")
 	}
 }
 
