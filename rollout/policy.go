@@ -7,6 +7,7 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,7 +79,7 @@ func PolicyOf(service string, r schema.Rollout) (Policy, error) {
 // Policies are the mesh's rollouts, by service, in service order.
 func Policies(m *schema.Mesh) ([]Policy, error) {
 	var out []Policy
-	for _, k := range sortedServices(m) {
+	for _, k := range slices.Sorted(maps.Keys(m.Services)) {
 		svc := m.Services[k]
 		if svc.Rollout == nil {
 			continue
@@ -90,13 +91,4 @@ func Policies(m *schema.Mesh) ([]Policy, error) {
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func sortedServices(m *schema.Mesh) []string {
-	keys := make([]string, 0, len(m.Services))
-	for k := range m.Services {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

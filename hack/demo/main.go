@@ -18,7 +18,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -118,11 +117,11 @@ func run(meshctl, mesh string) error {
 
 // reconcileDemo runs the loop and shows it correct an edit live.
 func reconcileDemo(ctx context.Context, c *testcluster.Cluster, meshctl, mesh string) error {
-	health, err := freeAddr()
+	health, err := testcluster.FreeAddr()
 	if err != nil {
 		return err
 	}
-	metrics, err := freeAddr()
+	metrics, err := testcluster.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -208,15 +207,6 @@ func reconcileDemo(ctx context.Context, c *testcluster.Cluster, meshctl, mesh st
 		return errors.New("meshctl reconcile did not stop within a minute of SIGTERM")
 	}
 	return nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func httpOK(url string) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshctl/meshctl/internal/testbin"
+	"github.com/meshctl/meshctl/internal/testcluster"
 )
 
 // How long Prometheus may take to become ready, and to stop after SIGTERM.
@@ -40,7 +40,7 @@ type Server struct {
 // t.Cleanup stops it, and prints its log when the test failed.
 func Start(t testing.TB, scrapeTargets ...string) *Server {
 	t.Helper()
-	addr, err := freeAddr()
+	addr, err := testcluster.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,14 +200,4 @@ scrape_configs:
     static_configs:
       - targets: [%s]
 `, strings.Join(quoted, ", "))
-}
-
-// freeAddr is a 127.0.0.1 address with a port free now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

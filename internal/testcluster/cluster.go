@@ -416,6 +416,16 @@ func (c *Cluster) Stop() {
 	}
 }
 
+// FreeAddr is a 127.0.0.1 address whose port is free now, for a server a
+// test or the demo starts beside the cluster.
+func FreeAddr() (string, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", ports[0]), nil
+}
+
 func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
