@@ -31,6 +31,10 @@ type Status struct {
 	// CanRotate: meshctl holds the key that signs it (the anchor's, for
 	// the issuer; its own, for an anchor or a self-signed webhook pair).
 	CanRotate bool `json:"canRotate"`
+	// KeyCluster, in a fleet that shares one generated anchor, is the
+	// cluster whose store keeps the anchor's key (and which signs every
+	// member's issuer).
+	KeyCluster string `json:"keyCluster,omitempty"`
 	// Expiring: within WarnBefore of expiry, or expired.
 	Expiring bool `json:"expiring"`
 	// Err says why the certificate could not be read; the other fields

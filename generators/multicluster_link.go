@@ -346,22 +346,3 @@ func holdsPlaceholder(v any) bool {
 	}
 	return false
 }
-
-// LinkTrustProblems says, from mesh.cue alone, which links join clusters
-// that cannot share a trust anchor, one line per link, with the fix. Across
-// clusters, proxies trust each other's certificates only under one anchor;
-// the trust domain is the mesh's own and so always shared. A generated
-// anchor is made per cluster; pem is one anchor everywhere; with secret
-// and external the clusters hold it, and apply compares them.
-func LinkTrustProblems(m *schema.Mesh) []string {
-	if m.ControlPlane.Identity.TrustAnchor.Source != schema.SourceGenerated {
-		return nil
-	}
-	var out []string
-	for i, l := range m.Links {
-		out = append(out, fmt.Sprintf("links[%d] %s → %s: controlPlane.identity.trustAnchor.source is \"generated\", so meshctl makes one trust anchor in each cluster and %s would not trust %s's proxies; "+
-			"give the clusters one anchor: trustAnchor: {source: \"pem\", pem: <the shared anchor's certificate>} (or source \"secret\" or \"external\" with the same anchor in both clusters), "+
-			"with issuer.source \"secret\" or \"certManager\" and each cluster's issuer signed by that anchor", i, l.From, l.To, l.To, l.From))
-	}
-	return out
-}

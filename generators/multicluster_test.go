@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshctl/meshctl/internal/ident"
-	"github.com/meshctl/meshctl/schema"
 )
 
 const twoClusters = `
@@ -534,29 +533,6 @@ func TestFieldOnly(t *testing.T) {
 	}
 }
 
-func TestLinkTrustProblems(t *testing.T) {
-	link := `clusters: {west: context: "w", east: context: "e"}
-links: [{from: "west", to: "east"}]
-`
-	tests := []struct {
-		name, src string
-		want      []string
-	}{
-		{"no links", `clusters: {west: context: "w"}`, nil},
-		{"generated anchors differ per cluster", link, []string{`links[0] west → east: controlPlane.identity.trustAnchor.source is "generated", so meshctl makes one trust anchor in each cluster and east would not trust west's proxies; give the clusters one anchor: trustAnchor: {source: "pem", pem: <the shared anchor's certificate>} (or source "secret" or "external" with the same anchor in both clusters), with issuer.source "secret" or "certManager" and each cluster's issuer signed by that anchor`}},
-		{"a pem anchor is shared", link + "controlPlane: identity: {trustAnchor: {source: \"pem\", pem: \"-----BEGIN CERTIFICATE-----\\nx\\n-----END CERTIFICATE-----\\n\"}, issuer: source: \"secret\"}", nil},
-		{"secret: apply compares", link + "controlPlane: identity: {trustAnchor: {source: \"secret\", secretRef: name: \"anchor\"}, issuer: source: \"secret\"}", nil},
-		{"external: apply compares", link + "controlPlane: identity: {trustAnchor: source: \"external\", issuer: source: \"certManager\", issuer: certManager: issuerRef: name: \"ca\"}", nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if d := cmp.Diff(tc.want, LinkTrustProblems(load(t, tc.src))); d != "" {
-				t.Errorf("(-want +got):\n%s", d)
-			}
-		})
-	}
-}
-
 // TestLinkCRD: the CRD's versions, and that its schemas are structural and
 // accept the Links meshctl renders.
 func TestLinkCRD(t *testing.T) {
@@ -594,14 +570,4 @@ func TestLinkCRD(t *testing.T) {
 		t.Error("v1alpha1 has excludedLabels")
 	}
 	validateLinks(t, &c)
-}
-
-func TestExampleMulticlusterVets(t *testing.T) {
-	m, err := schema.Load("../examples/multicluster.cue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := LinkTrustProblems(m); p != nil {
-		t.Errorf("examples/multicluster.cue: %v", p)
-	}
 }

@@ -36,12 +36,24 @@ type Fleet struct {
 	members map[string]*Member
 	reached map[string]bool
 	single  bool
+	// local is the cluster this process runs in (a reconcile loop), ""
+	// for the CLI, which reaches every cluster from outside.
+	local string
 }
 
 // NewFleet returns the Fleet of a mesh that declares clusters: connect
 // reaches a cluster the first time it is needed.
 func NewFleet(connect func(name string) (*Member, error)) *Fleet {
 	return &Fleet{connect: connect, members: map[string]*Member{}, reached: map[string]bool{}}
+}
+
+// In says that this process runs in cluster name (a reconcile loop, whose
+// connection to name is in-cluster): the fleet's signing step then signs
+// for every member when name keeps the fleet anchor's key, and for none
+// otherwise.
+func (f *Fleet) In(name string) *Fleet {
+	f.local = name
+	return f
 }
 
 // Single returns the fleet of one of a mesh without clusters.

@@ -117,6 +117,9 @@ type Cluster struct {
 	// themselves (multicluster.go).
 	Name  string
 	Links map[string]*generators.LinkTarget
+	// Issued, in a dry run, is the certificate store the fleet's signing
+	// step would leave this cluster (fleetcerts.go), in memory only.
+	Issued *certs.Bundle
 }
 
 // ForCluster renders m with the certificates the cluster holds, creating
@@ -198,6 +201,9 @@ type certOutcome struct {
 	// nextDue is when the policy replaces a certificate next; zero when
 	// meshctl rotates none.
 	nextDue time.Time
+	// created: the store did not exist, and this call made it (in memory
+	// only, in a dry run).
+	created bool
 }
 
 // certificates is Certificates, with what it rotated and when it rotates
@@ -208,6 +214,13 @@ func certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certOutcome,
 	adopted := false
 	// A rotation step never creates the certificates it would rotate.
 	stored, err := c.Client.EnsureSecret(ctx, CertificatesSecret, c.DryRun || c.Anchor != nil, func() (map[string][]byte, error) {
+		switch {
+		case c.Issued != nil:
+			return c.Issued.Data(), nil
+		case fleetMember(m, c.Name):
+			// Only the holder of the fleet anchor's key signs an issuer.
+			return nil, memberMissingStore(m, c.Name, c.Client)
+		}
 		if id.TrustAnchor.Source == schema.SourceGenerated && id.Issuer.Source == schema.SourceGenerated {
 			b, err := existingTrust(ctx, c.Client.Kube(), m)
 			if err != nil {
@@ -231,6 +244,10 @@ func certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certOutcome,
 		return nil, err
 	}
 	created := stored.Created
+	if c.Issued != nil && c.DryRun {
+		// What the fleet's signing step would store, in memory.
+		stored.Data = c.Issued.Data()
+	}
 	note := ""
 	switch {
 	case created && adopted:
@@ -264,7 +281,7 @@ func certificates(ctx context.Context, m *schema.Mesh, c Cluster) (*certOutcome,
 			return nil, err
 		}
 	}
-	out := &certOutcome{}
+	out := &certOutcome{created: created}
 	if !created {
 		rnote, rotated, err := rotate(ctx, m, c, &stored, b, opts)
 		if err != nil {

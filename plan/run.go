@@ -82,6 +82,8 @@ type runOptions struct {
 	// live, when set, holds the live objects (the reconcile loop's
 	// caches); otherwise they are read with one LIST per kind.
 	live apply.LiveObjects
+	// signed is what the fleet's signing step did (fleetcerts.go).
+	signed *fleetSigning
 }
 
 // prepared is one cluster, rendered and read, ready to be applied or
@@ -121,7 +123,11 @@ func (f *Fleet) prepare(ctx context.Context, m *schema.Mesh, name string, o runO
 			return nil, fmt.Errorf("%s", strings.Join(missing, "\n"))
 		}
 	}
-	r, err := renderCluster(ctx, m, Cluster{Client: mem.Client, DryRun: o.dryRun, Anchor: o.anchor, Name: name, Links: links}, o.version)
+	c := Cluster{Client: mem.Client, DryRun: o.dryRun, Anchor: o.anchor, Name: name, Links: links}
+	if o.signed != nil {
+		c.Issued = o.signed.issued[name]
+	}
+	r, err := renderCluster(ctx, m, c, o.version)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +140,14 @@ func (f *Fleet) prepare(ctx context.Context, m *schema.Mesh, name string, o runO
 	p.report.Notes = r.notes
 	p.report.Rollouts = r.rollouts
 	p.report.Rotated, p.report.NextRotation = r.certs.rotated, r.certs.nextDue
+	if s := o.signed; s != nil {
+		p.report.Notes = append(s.notes[name], p.report.Notes...)
+		p.report.Warnings = append(p.report.Warnings, s.warnings[name]...)
+		p.report.Rotated = append(s.rotated[name], p.report.Rotated...)
+		if at := s.nextDue[name]; !at.IsZero() && (p.report.NextRotation.IsZero() || at.Before(p.report.NextRotation)) {
+			p.report.NextRotation = at
+		}
+	}
 	p.report.Warnings = append(p.report.Warnings, missing...)
 	// One LIST per kind serves the apply or diff, the warnings and the
 	// after-apply steps alike.
@@ -148,7 +162,7 @@ func (f *Fleet) prepare(ctx context.Context, m *schema.Mesh, name string, o runO
 	p.report.Warnings = append(p.report.Warnings, Warnings(ctx, m, mem.Client)...)
 	p.report.Warnings = append(p.report.Warnings, HeadlessWarnings(ctx, m, mem.Client, p.live)...)
 	b, err := liveBundle(ctx, mem.Client)
-	p.report.Certificates = liveStatus(b, time.Now())
+	p.report.Certificates = fleetStatus(m, name, liveStatus(b, time.Now()))
 	p.report.Warnings = append(p.report.Warnings, certificateWarnings(m, mem.Client, p.report.Certificates, err)...)
 	return p, nil
 }

@@ -62,8 +62,9 @@ type ClusterApply struct {
 // Apply makes every cluster of the fleet match m, in one sequence for
 // every entry point (the CLI on one cluster or a fleet, the reconcile loop
 // on a render, a resync or a certificate that falls due): reach the
-// cluster, check that linked clusters share a trust anchor (before
-// anything is written anywhere), render with the certificates the cluster
+// cluster, sign the issuers of a fleet's members with its one anchor, or
+// check that linked clusters share a trust anchor (before anything is
+// written anywhere), render with the certificates the cluster
 // holds (rotating what the policy says is due), read the live objects with
 // one LIST per kind, warn, apply and prune, then run the after-apply steps
 // (the safeToEvict fallback). A refusal wraps apply.ErrPruneRefused,
@@ -74,7 +75,11 @@ func Apply(ctx context.Context, m *schema.Mesh, f *Fleet, o ApplyOptions) (*Appl
 	if err != nil {
 		return nil, err
 	}
-	if !f.single {
+	sig, err := f.signIssuers(ctx, m, order, o.Apply.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	if !f.single && keyCluster(m) == "" {
 		if err := f.CheckTrust(ctx, m, order); err != nil {
 			return nil, err
 		}
@@ -85,7 +90,7 @@ func Apply(ctx context.Context, m *schema.Mesh, f *Fleet, o ApplyOptions) (*Appl
 	}
 	rep := &ApplyReport{}
 	for _, name := range order {
-		ca, err := f.applyOne(ctx, m, name, o, limit)
+		ca, err := f.applyOne(ctx, m, name, o, limit, sig)
 		if ca != nil {
 			rep.Clusters = append(rep.Clusters, ca)
 		}
@@ -97,8 +102,8 @@ func Apply(ctx context.Context, m *schema.Mesh, f *Fleet, o ApplyOptions) (*Appl
 }
 
 // applyOne applies cluster name.
-func (f *Fleet) applyOne(ctx context.Context, m *schema.Mesh, name string, o ApplyOptions, limit apply.Limit) (*ClusterApply, error) {
-	p, err := f.prepare(ctx, m, name, runOptions{version: o.Version, dryRun: o.Apply.DryRun, link: LinkOptions{Wait: o.LinkWait}, anchor: o.Anchor, live: o.Live})
+func (f *Fleet) applyOne(ctx context.Context, m *schema.Mesh, name string, o ApplyOptions, limit apply.Limit, sig *fleetSigning) (*ClusterApply, error) {
+	p, err := f.prepare(ctx, m, name, runOptions{version: o.Version, dryRun: o.Apply.DryRun, link: LinkOptions{Wait: o.LinkWait}, anchor: o.Anchor, live: o.Live, signed: sig})
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +128,7 @@ func (f *Fleet) applyOne(ctx context.Context, m *schema.Mesh, name string, o App
 	// in the objects it wrote.
 	if !ao.DryRun && ca.Result.Writes > 0 {
 		if b, err := liveBundle(ctx, p.mem.Client); err == nil {
-			ca.Certificates = liveStatus(b, time.Now())
+			ca.Certificates = fleetStatus(m, name, liveStatus(b, time.Now()))
 		}
 	}
 	// It changes workloads, so only once the render is in: never on a run

@@ -106,13 +106,9 @@ type VetReport struct {
 	// Notes are the figures meshctl chose for the mesh (Prometheus's
 	// memory, say).
 	Notes []string
-	// Warnings are links apply would refuse: their clusters cannot share
-	// a trust anchor.
-	Warnings []string
 }
 
-// Vet reads what a valid mesh leaves to meshctl's choice, and what apply
-// would refuse.
+// Vet reads what a valid mesh leaves to meshctl's choice.
 func Vet(m *schema.Mesh) VetReport {
-	return VetReport{Notes: generators.Notes(m), Warnings: generators.LinkTrustProblems(m)}
+	return VetReport{Notes: generators.Notes(m)}
 }

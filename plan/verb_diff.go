@@ -57,9 +57,19 @@ func Diff(ctx context.Context, m *schema.Mesh, f *Fleet, o DiffOptions) (*DiffRe
 	if err != nil {
 		return nil, err
 	}
+	// The signing step as apply takes it, in memory: a refusal is the
+	// warning of every cluster.
+	refused := ""
+	sig, err := f.signIssuers(ctx, m, order, true)
+	switch {
+	case errors.Is(err, ErrTrustRefused):
+		refused, sig = "apply will refuse: "+err.Error(), nil
+	case err != nil:
+		return nil, err
+	}
 	rep := &DiffReport{}
 	for _, name := range order {
-		cd, err := f.diffOne(ctx, m, name, o)
+		cd, err := f.diffOne(ctx, m, name, o, sig, refused)
 		if err != nil {
 			return rep, inCluster(name, err)
 		}
@@ -68,8 +78,8 @@ func Diff(ctx context.Context, m *schema.Mesh, f *Fleet, o DiffOptions) (*DiffRe
 	return rep, nil
 }
 
-func (f *Fleet) diffOne(ctx context.Context, m *schema.Mesh, name string, o DiffOptions) (*ClusterDiff, error) {
-	p, err := f.prepare(ctx, m, name, runOptions{version: o.Version, dryRun: true, diff: true, anchor: o.Anchor})
+func (f *Fleet) diffOne(ctx context.Context, m *schema.Mesh, name string, o DiffOptions, sig *fleetSigning, refused string) (*ClusterDiff, error) {
+	p, err := f.prepare(ctx, m, name, runOptions{version: o.Version, dryRun: true, diff: true, anchor: o.Anchor, signed: sig})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +94,10 @@ func (f *Fleet) diffOne(ctx context.Context, m *schema.Mesh, name string, o Diff
 	} else if restarts {
 		res.Meanings = append(res.Meanings, note)
 	}
-	if !f.single {
+	if refused != "" {
+		p.report.Warnings = append(p.report.Warnings, refused)
+	}
+	if !f.single && keyCluster(m) == "" {
 		if err := f.CheckTrust(ctx, m, []string{name}); err != nil {
 			if !errors.Is(err, ErrTrustRefused) {
 				return nil, err

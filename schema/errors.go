@@ -112,8 +112,8 @@ func newError(err error, srcs []Source) error {
 		if strings.Contains(msg, "errors in empty disjunction") {
 			continue // each alternative's error is reported on its own
 		}
-		msg = friendlier(msg)
-		is := Issue{Path: formatPath(visible(e.Path())), Message: msg}
+		is := Issue{Path: formatPath(visible(e.Path()))}
+		is.Message = friendlier(is.Path, msg)
 		var pos token.Pos
 		for _, p := range cueerrors.Positions(e) {
 			if user[p.Filename()] {
@@ -259,9 +259,16 @@ func collapse(issues []Issue) []Issue {
 	return out
 }
 
+// required says what a field the schema requires is for.
+var required = map[string]string{
+	"controlPlane.identity.trustAnchor.keyCluster": `a value is required here: with clusters and trustAnchor.source "generated", meshctl makes one trust anchor for the fleet; name the cluster whose meshctl-certificates Secret keeps its key (one of clusters)`,
+}
+
 // friendlier rewords the CUE messages users meet most often.
-func friendlier(msg string) string {
+func friendlier(path, msg string) string {
 	switch {
+	case msg == "field is required but not present" && required[path] != "":
+		return required[path]
 	case msg == "field not allowed":
 		return "field not allowed (check the spelling; see schema/mesh.cue for the fields)"
 	case unresolvedRE.MatchString(msg):

@@ -57,7 +57,9 @@ func TestFormatPath(t *testing.T) {
 }
 
 func TestFriendlier(t *testing.T) {
-	for _, tc := range []struct{ name, in, want string }{
+	for _, tc := range []struct{ name, path, in, want string }{
+		{name: "keyCluster missing", path: "controlPlane.identity.trustAnchor.keyCluster", in: "field is required but not present", want: `a value is required here: with clusters and trustAnchor.source "generated", meshctl makes one trust anchor for the fleet; name the cluster whose meshctl-certificates Secret keeps its key (one of clusters)`},
+		{name: "another required field", path: "x.y", in: "field is required but not present", want: "field is required but not present"},
 		{name: "typo", in: "field not allowed", want: "field not allowed (check the spelling; see schema/mesh.cue for the fields)"},
 		{name: "unresolved disjunction", in: `unresolved disjunction "httproute" | "smi" (type string)`, want: `a value is required here: choose "httproute" | "smi"`},
 		{name: "incomplete", in: "incomplete value string", want: "a value is required here, of type string"},
@@ -65,8 +67,8 @@ func TestFriendlier(t *testing.T) {
 		{name: "not quite a typo", in: "field not allowed: x", want: "field not allowed: x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := friendlier(tc.in); got != tc.want {
-				t.Errorf("friendlier(%q) = %q, want %q", tc.in, got, tc.want)
+			if got := friendlier(tc.path, tc.in); got != tc.want {
+				t.Errorf("friendlier(%q, %q) = %q, want %q", tc.path, tc.in, got, tc.want)
 			}
 		})
 	}

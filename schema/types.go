@@ -119,6 +119,9 @@ type TrustAnchor struct {
 	Source    string     `json:"source"`
 	SecretRef *SecretRef `json:"secretRef,omitempty"`
 	PEM       string     `json:"pem,omitempty"`
+	// KeyCluster, with clusters and a generated anchor, is the cluster
+	// whose certificate store keeps the fleet anchor's key.
+	KeyCluster string `json:"keyCluster,omitempty"`
 }
 
 // SecretRef points at a key of an existing Secret.

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -108,11 +110,27 @@ func TestMulticlusterOnTwoClusters(t *testing.T) {
 	kc := "--kubeconfig=" + kubeconfig
 	dir := t.TempDir()
 
-	// Each cluster generating its own anchor: refused before any write.
-	generated := writeMesh(t, dir, twoClusterMesh+"links: [{from: \"west\", to: \"east\"}]\n")
-	code, out, errOut := runCLI("apply", kc, generated)
+	// Each cluster holding a different anchor in the Secret mesh.cue
+	// names: refused before any write.
+	for _, c := range []*testcluster.Cluster{west, east} {
+		other, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pki"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: "pki"}, Data: map[string][]byte{"ca.crt": []byte(other.TrustAnchorsPEM)}}
+		if _, err := c.Client.CoreV1().Secrets("pki").Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	differ := writeMesh(t, dir, twoClusterMesh+`controlPlane: identity: {trustAnchor: {source: "secret", secretRef: {namespace: "pki", name: "anchor", key: "ca.crt"}}, issuer: source: "secret"}
+links: [{from: "west", to: "east"}]
+`)
+	code, out, errOut := runCLI("apply", kc, differ)
 	if code != exitRefused || !strings.Contains(errOut, "do not share a trust anchor") || !strings.Contains(errOut, `source "pem"`) {
-		t.Fatalf("apply with generated anchors: exit %d, want %d\n%s%s", code, exitRefused, out, errOut)
+		t.Fatalf("apply with anchors that differ: exit %d, want %d\n%s%s", code, exitRefused, out, errOut)
 	}
 	for _, c := range []*testcluster.Cluster{west, east} {
 		for _, ns := range []string{"meshctl", "linkerd", "linkerd-multicluster"} {
@@ -367,5 +385,161 @@ func linkObjects(t *testing.T, with, without, cluster string) []string {
 	if len(out) < 3 {
 		t.Fatalf("the link renders only %v", out)
 	}
+	return out
+}
+
+// TestFleetAnchor: a two-cluster mesh with the default identity applies
+// with no Secret made by hand. The cluster keyCluster names keeps the one
+// anchor's key; the other holds the public anchor and its own issuer; both
+// trust the same anchor, and each issuer chains to the anchor the other
+// cluster trusts. A cluster that made its own anchor first is refused,
+// with nothing written anywhere.
+func TestFleetAnchor(t *testing.T) {
+	west, east, kubeconfig := twoClusters(t)
+	ctx := context.Background()
+	kc := "--kubeconfig=" + kubeconfig
+	mesh := writeMesh(t, t.TempDir(), twoClusterMesh+`controlPlane: identity: trustAnchor: keyCluster: "east"
+links: [{from: "west", to: "east"}]
+`)
+	if _, err := east.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "booksapp"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	books := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: "booksapp"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 7002}}},
+	}
+	if _, err := east.Client.CoreV1().Services("booksapp").Create(ctx, books, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// west made its own anchor before it joined the fleet: refused, and
+	// nothing written in either cluster.
+	own, err := certs.Generate(certs.Options{ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := west.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshctl"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := west.Client.CoreV1().Secrets("meshctl").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "meshctl-certificates"}, Data: own.Data()}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("apply", kc, mesh)
+	if code != exitRefused || !strings.Contains(errOut, "do not share a trust anchor") || !strings.Contains(errOut, "cluster west trusts") || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("apply with west's own anchor: exit %d, want %d\n%s%s", code, exitRefused, out, errOut)
+	}
+	if s, err := west.Client.CoreV1().Secrets("meshctl").Get(ctx, "meshctl-certificates", metav1.GetOptions{}); err != nil || s.ResourceVersion != foreign.ResourceVersion {
+		t.Errorf("the refused apply changed west's store (%v)", err)
+	}
+	for _, c := range []*testcluster.Cluster{west, east} {
+		for _, ns := range []string{"linkerd", "linkerd-multicluster"} {
+			if _, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("the refused apply wrote namespace %s in %s (%v)", ns, c.Kubeconfig, err)
+			}
+		}
+	}
+	if _, err := east.Client.CoreV1().Secrets("meshctl").Get(ctx, "meshctl-certificates", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused apply made east's store (%v)", err)
+	}
+	if err := west.Client.CoreV1().Secrets("meshctl").Delete(ctx, "meshctl-certificates", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The fleet: east first (its gateway gets an address), then both.
+	if code, out, errOut = runCLI("apply", kc, "--cluster", "east", mesh); code != exitOK {
+		t.Fatalf("apply --cluster east: exit %d\n%s%s", code, out, errOut)
+	}
+	gw, err := east.Client.CoreV1().Services("linkerd-multicluster").Get(ctx, "linkerd-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+	if _, err := east.Client.CoreV1().Services("linkerd-multicluster").UpdateStatus(ctx, gw, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut = runCLI("apply", kc, mesh); code != exitOK {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "[west] signed an issuer for cluster west with the fleet's trust anchor (kept in cluster east)") {
+		t.Errorf("apply does not say it signed west's issuer:\n%s", out)
+	}
+	if strings.Contains(out+errOut, "PRIVATE KEY") {
+		t.Fatal("apply printed a private key")
+	}
+
+	// Where the key lives: east's store only.
+	stores := map[string]*corev1.Secret{}
+	for name, c := range map[string]*testcluster.Cluster{"west": west, "east": east} {
+		s, err := c.Client.CoreV1().Secrets("meshctl").Get(ctx, "meshctl-certificates", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s has no store: %v", name, err)
+		}
+		stores[name] = s
+	}
+	if len(stores["east"].Data["trust-anchor.key"]) == 0 {
+		t.Errorf("east, the keyCluster, holds no anchor key: %v", keysOf(stores["east"].Data))
+	}
+	if _, ok := stores["west"].Data["trust-anchor.key"]; ok {
+		t.Errorf("west holds the anchor's key: %v", keysOf(stores["west"].Data))
+	}
+
+	// One anchor, two issuers, each chaining to the anchor the other
+	// cluster trusts.
+	roots, issuers := map[string]string{}, map[string]*x509.Certificate{}
+	for name, c := range map[string]*testcluster.Cluster{"west": west, "east": east} {
+		cm, err := c.Client.CoreV1().ConfigMaps("linkerd").Get(ctx, "linkerd-identity-trust-roots", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = cm.Data["ca-bundle.crt"]
+		s, err := c.Client.CoreV1().Secrets("linkerd").Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(s.Data["crt.pem"])
+		if block == nil {
+			t.Fatalf("%s's issuer holds no certificate", name)
+		}
+		if issuers[name], err = x509.ParseCertificate(block.Bytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if roots["west"] == "" || roots["west"] != roots["east"] {
+		t.Fatalf("the clusters trust different anchors:\nwest %s\neast %s", roots["west"], roots["east"])
+	}
+	if issuers["west"].Equal(issuers["east"]) {
+		t.Error("both clusters run the same issuer")
+	}
+	for name, other := range map[string]string{"west": "east", "east": "west"} {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(roots[other]))
+		if _, err := issuers[name].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("%s's issuer does not chain to the anchor %s trusts: %v", name, other, err)
+		}
+	}
+
+	// Again: nothing signed or written, and diff sees nothing.
+	code, out, errOut = runCLI("apply", kc, mesh)
+	if code != exitOK || strings.Count(out, " 0 created, 0 configured,") != 2 || strings.Contains(out, "signed") {
+		t.Fatalf("second apply: exit %d\n%s%s", code, out, errOut)
+	}
+	for name, c := range map[string]*testcluster.Cluster{"west": west, "east": east} {
+		s, err := c.Client.CoreV1().Secrets("meshctl").Get(ctx, "meshctl-certificates", metav1.GetOptions{})
+		if err != nil || s.ResourceVersion != stores[name].ResourceVersion {
+			t.Errorf("the second apply rewrote %s's store (%v)", name, err)
+		}
+	}
+	if code, out, errOut = runCLI("diff", kc, mesh); code != diffSame {
+		t.Fatalf("diff after apply: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func keysOf(d map[string][]byte) []string {
+	out := make([]string, 0, len(d))
+	for k := range d {
+		out = append(out, k)
+	}
+	sort.Strings(out)
 	return out
 }

@@ -55,10 +55,6 @@ func vetOne(path string, quiet bool, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	r := plan.Vet(m)
-	// Links apply would refuse: said even with -q.
-	for _, p := range r.Warnings {
-		fmt.Fprintf(stderr, "%s: warning: %s\n", path, p)
-	}
 	if !quiet {
 		fmt.Fprintf(stdout, "%s: valid\n", path)
 		for _, n := range r.Notes {
