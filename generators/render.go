@@ -30,6 +30,9 @@ type Inputs struct {
 	// about a link to it; plan reads it at apply time. A link whose target
 	// is missing renders with clearly marked placeholders (offline build).
 	Links map[string]*LinkTarget
+	// MeshctlNamespace holds meshctl's certificate store; a fleet's
+	// signer may update it there (peers.go). Default "meshctl".
+	MeshctlNamespace string
 }
 
 // LinkTarget is what the target cluster of a link says about itself, as
@@ -95,6 +98,7 @@ var components = []component{
 	grafana,
 	traceBackend,
 	multicluster,
+	peers,
 	profiles,
 	traffic,
 	smi,

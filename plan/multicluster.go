@@ -207,7 +207,9 @@ func unreachable(link schema.Link, err error) error {
 }
 
 // poll runs cond until it is done, it fails, or d has passed (once when d
-// is zero). A timeout is returned as the wait's error.
+// is zero). A timeout is returned as the wait's error, even when it cut a
+// request of cond short (client-go then says its rate limiter's Wait
+// failed, which names nothing the user can act on).
 func poll(ctx context.Context, d time.Duration, cond wait.ConditionWithContextFunc) error {
 	if d <= 0 {
 		done, err := cond(ctx)
@@ -216,7 +218,23 @@ func poll(ctx context.Context, d time.Duration, cond wait.ConditionWithContextFu
 		}
 		return err
 	}
-	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, d, true, cond)
+	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+		done, err := cond(ctx)
+		if err != nil && timedOut(ctx) {
+			return false, context.DeadlineExceeded
+		}
+		return done, err
+	})
+}
+
+// timedOut reports a ctx that has ended, or whose deadline is too near for
+// a request: client-go's rate limiter refuses to wait past it.
+func timedOut(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < time.Second
 }
 
 // configDomains reads the trust and cluster domains from linkerd-config's
@@ -404,6 +422,14 @@ func Anchors(ctx context.Context, m *schema.Mesh, c *apply.Client) ([]*x509.Cert
 	switch ta := m.ControlPlane.Identity.TrustAnchor; ta.Source {
 	case schema.SourcePEM:
 		bundle = ta.PEM
+	case schema.SourceSecret:
+		// As certificates reads it, and nothing else: a peer's reconciler
+		// may read this one Secret (generators/peers.go).
+		pem, err := c.SecretKey(ctx, ta.SecretRef.Namespace, ta.SecretRef.Name, ta.SecretRef.Key)
+		if err != nil {
+			return nil, fmt.Errorf("controlPlane.identity.trustAnchor.secretRef: %w", err)
+		}
+		bundle = string(pem)
 	case schema.SourceExternal:
 		cm := &corev1.ConfigMap{}
 		if err := c.Kube().Get(ctx, client.ObjectKey{Namespace: "linkerd", Name: trustRootsName}, cm); err != nil {

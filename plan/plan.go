@@ -168,7 +168,7 @@ func renderCluster(ctx context.Context, m *schema.Mesh, c Cluster, version strin
 	if err != nil {
 		return nil, err
 	}
-	objs, err := generators.Render(m, generators.Inputs{Certs: co.bundle, NoAdmissionPolicy: !served, Cluster: c.Name, Links: c.Links})
+	objs, err := generators.Render(m, generators.Inputs{Certs: co.bundle, NoAdmissionPolicy: !served, Cluster: c.Name, Links: c.Links, MeshctlNamespace: c.Client.Namespace()})
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,11 @@ type ClusterApply struct {
 	SafeToEvict string
 	// Set is the render that was applied.
 	Set apply.Set `json:"-"`
+	// PeerNotes and PeerWarnings say, for a fleet applied from outside
+	// its clusters, what the last step did about the reconciler's ways
+	// from this cluster to the others (peers.go).
+	PeerNotes    []string `json:"peerNotes,omitempty"`
+	PeerWarnings []string `json:"peerWarnings,omitempty"`
 }
 
 // Apply makes every cluster of the fleet match m, in one sequence for
@@ -67,7 +72,8 @@ type ClusterApply struct {
 // written anywhere), render with the certificates the cluster
 // holds (rotating what the policy says is due), read the live objects with
 // one LIST per kind, warn, apply and prune, then run the after-apply steps
-// (the safeToEvict fallback). A refusal wraps apply.ErrPruneRefused,
+// (the safeToEvict fallback); and, for a fleet applied from outside, store
+// in each cluster the reconciler's ways to the others. A refusal wraps apply.ErrPruneRefused,
 // ErrTrustRefused or ErrAnchorRefused; a failure in one cluster of a fleet
 // is a *ClusterError, with the report of the clusters applied before it.
 func Apply(ctx context.Context, m *schema.Mesh, f *Fleet, o ApplyOptions) (*ApplyReport, error) {
@@ -96,6 +102,12 @@ func Apply(ctx context.Context, m *schema.Mesh, f *Fleet, o ApplyOptions) (*Appl
 		}
 		if err != nil {
 			return rep, inCluster(name, err)
+		}
+	}
+	if !o.Apply.DryRun {
+		notes, warnings := f.peerCredentials(ctx, m, order, o.LinkWait)
+		for _, ca := range rep.Clusters {
+			ca.PeerNotes, ca.PeerWarnings = notes[ca.Cluster], warnings[ca.Cluster]
 		}
 	}
 	return rep, nil

@@ -126,7 +126,7 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 	rep, err := plan.Apply(ctx, m, fleet, o)
 	if f.output != "json" && rep != nil {
 		// The clusters applied before one failed are said too.
-		writeApplied(stdout, rep, f.opts.DryRun)
+		writeApplied(stdout, stderr, rep, f.opts.DryRun)
 	}
 	if err != nil {
 		return reportError(stderr, "apply", err, exitError)
@@ -145,7 +145,7 @@ func runApply(path string, f *applyFlags, stdout, stderr io.Writer) int {
 }
 
 // writeApplied prints each applied cluster's after-apply note and summary.
-func writeApplied(stdout io.Writer, rep *plan.ApplyReport, dryRun bool) {
+func writeApplied(stdout, stderr io.Writer, rep *plan.ApplyReport, dryRun bool) {
 	dry := ""
 	if dryRun {
 		dry = " (server dry run; nothing written)"
@@ -156,6 +156,12 @@ func writeApplied(stdout io.Writer, rep *plan.ApplyReport, dryRun bool) {
 			fmt.Fprintln(out, c.SafeToEvict)
 		}
 		fmt.Fprintf(out, "apply: %s in %s%s\n", c.Result.SummaryLine(), c.Result.Duration.Round(10*time.Millisecond), dry)
+		for _, n := range c.PeerNotes {
+			fmt.Fprintln(out, n)
+		}
+		for _, w := range c.PeerWarnings {
+			fmt.Fprintf(prefixed(stderr, c.Cluster), "warning: %s\n", w)
+		}
 	}
 }
 
