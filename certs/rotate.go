@@ -61,6 +61,9 @@ func Reissue(anchor KeyPair, o Options) (KeyPair, error) {
 // Rotation is one certificate that Rotate replaced.
 type Rotation struct {
 	Kind Kind
+	// Cluster, in a fleet, is the member whose issuer the cluster that
+	// keeps the fleet anchor's key re-signed; "" for the cluster's own.
+	Cluster string `json:"cluster,omitempty"`
 	// Name is the webhook Service, or the issuer's subject.
 	Name string
 	// Expiring is when the replaced certificate expires; NotAfter is when

@@ -49,7 +49,14 @@ type Options struct {
 	// ClientSource says where Config came from, for an unreachable
 	// cluster's message (default: "the reconciler's configuration").
 	ClientSource string
-	Source       source.Source
+	// Cluster, for a mesh that declares clusters, is the one this loop
+	// keeps: the cluster it runs in (Config). It reaches the fleet's other
+	// clusters through the Secrets meshctl apply stores for it
+	// (plan.PeerConnector), to read its links' targets and, when Cluster
+	// keeps the fleet anchor's key, to re-sign the others' issuers. ""
+	// keeps a mesh without clusters.
+	Cluster string
+	Source  source.Source
 	// Load reads a snapshot of the source into a mesh (default: a
 	// plan.Loader, which validates it and checks that it renders). A
 	// revision it refuses is recorded, and nothing of it is applied.
@@ -204,8 +211,12 @@ func New(o Options) (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{}),
-		fleet: plan.Single(&plan.Member{Client: o.Client, APIServer: cfg.Host, Source: o.ClientSource})}
+	local := &plan.Member{Client: o.Client, APIServer: cfg.Host, CAData: cfg.CAData, Source: o.ClientSource}
+	fleet := plan.Single(local)
+	if o.Cluster != "" {
+		fleet = plan.NewFleet(plan.PeerConnector(o.Cluster, o.Client, local)).In(o.Cluster)
+	}
+	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{}), fleet: fleet}
 	l.h.stale = o.ApplyTimeout + 3*o.Poll
 	l.h.alive()
 	l.st = Status{Source: o.Source.String(), Mode: o.Mode, State: StateFailing, Leader: o.Identity}

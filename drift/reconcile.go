@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -71,8 +72,8 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 		}
 	}
 	m, err := l.load(snap.Path)
-	if err == nil && len(m.Clusters) > 0 {
-		err = fmt.Errorf("%s declares clusters: the reconciler keeps one cluster, and multicluster meshes are applied with 'meshctl apply' for now", snap.Path)
+	if err == nil {
+		err = l.keeps(m, snap.Path)
 	}
 	if err != nil {
 		why := reason(err, "RenderFailed")
@@ -101,6 +102,21 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 	// keeps; hand it back before the caches grow.
 	debug.FreeOSMemory()
 	return l.reconcile(ctx, "render")
+}
+
+// keeps checks that the loop's --cluster and the mesh agree: a mesh with
+// clusters is kept one cluster per loop, each loop naming its own.
+func (l *Loop) keeps(m *schema.Mesh, path string) error {
+	_, declared := m.Clusters[l.o.Cluster]
+	switch {
+	case len(m.Clusters) > 0 && l.o.Cluster == "":
+		return fmt.Errorf("%s declares clusters (%s): run one reconciler in each, with --cluster naming the cluster it runs in", path, strings.Join(slices.Sorted(maps.Keys(m.Clusters)), ", "))
+	case len(m.Clusters) == 0 && l.o.Cluster != "":
+		return fmt.Errorf("--cluster %s, but %s declares no clusters: run the reconciler without --cluster", l.o.Cluster, path)
+	case l.o.Cluster != "" && !declared:
+		return fmt.Errorf("--cluster %s, but %s declares no such cluster; its clusters are %s", l.o.Cluster, path, strings.Join(slices.Sorted(maps.Keys(m.Clusters)), ", "))
+	}
+	return nil
 }
 
 // load loads a snapshot of the source; a panic is an error.
@@ -214,6 +230,7 @@ func (l *Loop) apply(ctx, term context.Context, m *schema.Mesh) (rep *plan.Apply
 			Prune: true, MaxDeletions: l.o.MaxDeletions, DryRun: l.o.Mode == Detect, Timeout: l.o.ApplyTimeout,
 		},
 		Version: l.o.Version,
+		Cluster: l.o.Cluster,
 		Live:    l.watch,
 		// The render becomes what drift is corrected towards, and its
 		// kinds are watched, before it is applied.
@@ -287,6 +304,9 @@ func (l *Loop) reported(ca *plan.ClusterApply) []string {
 	}
 	for _, r := range ca.Rotated {
 		name := plan.CertificateID(r.Kind, r.Name, "")
+		if r.Cluster != "" {
+			name = r.Cluster + "/" + name
+		}
 		l.m.rotations.WithLabelValues(name).Inc()
 		l.log.Info("certificate rotated by policy", "certificate", name, "expiring", r.Expiring.UTC().Format(time.RFC3339), "newExpiry", r.NotAfter.UTC().Format(time.RFC3339))
 		l.event(corev1.EventTypeNormal, "Rotated", "%s rotated by policy (due: it expires %s); the new one expires %s",

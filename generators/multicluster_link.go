@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshctl/meshctl/internal/ident"
@@ -346,3 +348,44 @@ func holdsPlaceholder(v any) bool {
 	}
 	return false
 }
+
+// LastLinkTarget reads back, from the Link and its credentials Secret (in
+// linkerd) as they are in the source cluster, the LinkTarget they were
+// rendered from: a render with it leaves them as they are. A source whose
+// target cannot be read keeps its link as last applied this way, never
+// pruned for an answer it did not get.
+func LastLinkTarget(link *unstructured.Unstructured, creds *corev1.Secret) (*LinkTarget, error) {
+	spec, _, _ := unstructured.NestedMap(link.Object, "spec")
+	str := func(path ...string) string {
+		s, _, _ := unstructured.NestedString(spec, path...)
+		return s
+	}
+	kc, err := clientcmd.Load(creds.Data["kubeconfig"])
+	if err != nil {
+		return nil, fmt.Errorf("secret %s/%s: %w", creds.Namespace, creds.Name, err)
+	}
+	kctx := kc.Contexts[kc.CurrentContext]
+	if kctx == nil || kc.Clusters[kctx.Cluster] == nil || kc.AuthInfos[kctx.AuthInfo] == nil {
+		return nil, fmt.Errorf("secret %s/%s holds no usable kubeconfig", creds.Namespace, creds.Name)
+	}
+	return &LinkTarget{
+		APIServer:        kc.Clusters[kctx.Cluster].Server,
+		CAData:           kc.Clusters[kctx.Cluster].CertificateAuthorityData,
+		Token:            kc.AuthInfos[kctx.AuthInfo].Token,
+		GatewayAddresses: str("gatewayAddress"),
+		GatewayPort:      str("gatewayPort"),
+		GatewayIdentity:  str("gatewayIdentity"),
+		ProbePath:        str("probeSpec", "path"),
+		ProbePort:        str("probeSpec", "port"),
+		ProbePeriod:      str("probeSpec", "period"),
+		TrustDomain:      creds.Annotations[annotationLinkTrustDomain],
+		ClusterDomain:    str("targetClusterDomain"),
+	}, nil
+}
+
+// LinkGVK is the kind of the Links meshctl renders.
+var LinkGVK = k8sschema.FromAPIVersionAndKind(linkVersion, "Link")
+
+// CredentialsSecret is the name of a link's credentials Secrets, in
+// linkerd-multicluster and in linkerd.
+func CredentialsSecret(to string) string { return credentialsName(to) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -570,4 +571,54 @@ func TestLinkCRD(t *testing.T) {
 		t.Error("v1alpha1 has excludedLabels")
 	}
 	validateLinks(t, &c)
+}
+
+// TestLastLinkTargetRoundTrips: what a Link and its credentials were
+// rendered from reads back from them, so that a source whose target does
+// not answer renders its link unchanged.
+func TestLastLinkTargetRoundTrips(t *testing.T) {
+	for _, tc := range []struct{ name, extra string }{
+		{"a load balancer", ""},
+		{"a NodePort gateway", `clusters: east: gateway: {serviceType: "NodePort", probeSeconds: 7}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := load(t, twoClusters+"links: [{from: \"west\", to: \"east\"}]\n"+tc.extra)
+			want := &LinkTarget{APIServer: "https://east.example:6443", CAData: []byte("ca"), Token: "tok",
+				GatewayAddresses: "203.0.113.7", GatewayPort: "31443", GatewayIdentity: "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local",
+				ProbePath: "/ready", ProbePort: "31191", ProbePeriod: "7s", TrustDomain: "cluster.local", ClusterDomain: "cluster.local"}
+			objs := mcLinkGen(m, m.Links[0], want)
+			var link *unstructured.Unstructured
+			var creds corev1.Secret
+			for _, o := range objs {
+				switch {
+				case o.Object.GetKind() == "Link":
+					link = o.Object
+				case o.Object.GetNamespace() == "linkerd":
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object.Object, &creds); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			got, err := LastLinkTarget(link, &creds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("(-rendered from +read back):\n%s", d)
+			}
+			again := mcLinkGen(m, m.Links[0], got)
+			if d := cmp.Diff(objectYAML(t, objs), objectYAML(t, again)); d != "" {
+				t.Errorf("re-render differs:\n%s", d)
+			}
+		})
+	}
+}
+
+func objectYAML(t *testing.T, objs []Object) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := Encode(&b, objs, "yaml"); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

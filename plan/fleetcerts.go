@@ -230,7 +230,7 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 			}
 			b.Issuer = &kp
 			if due {
-				r := certs.Rotation{Kind: certs.KindIssuer, Name: issuer.Subject.CommonName, Expiring: issuer.NotAfter, NotAfter: notAfterOf(kp)}
+				r := certs.Rotation{Kind: certs.KindIssuer, Cluster: w.name, Name: issuer.Subject.CommonName, Expiring: issuer.NotAfter, NotAfter: notAfterOf(kp)}
 				out.rotated[to] = append(out.rotated[to], r)
 				changes = append(changes, fmt.Sprintf("re-signed its issuer, expiring %s (in %s), with the fleet's anchor (the new one expires %s)", stamp(r.Expiring), certs.FormatLeft(r.Expiring.Sub(opts.Now)), stamp(r.NotAfter)))
 			} else {

@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -199,6 +200,30 @@ func ReadLinkTarget(ctx context.Context, to *Member, link schema.Link, o LinkOpt
 	}
 	t.Token = string(sec.Data[corev1.ServiceAccountTokenKey])
 	return t, nil
+}
+
+// lastLinkTarget reads back, in the link's source cluster, what the Link
+// and its credentials were last applied with; nil when the link was never
+// applied there.
+func lastLinkTarget(ctx context.Context, src *apply.Client, l schema.Link) (*generators.LinkTarget, error) {
+	link := &unstructured.Unstructured{}
+	link.SetGroupVersionKind(generators.LinkGVK)
+	err := src.Kube().Get(ctx, client.ObjectKey{Namespace: mcNamespace, Name: l.To}, link)
+	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the Link %s/%s in cluster %s: %w", mcNamespace, l.To, l.From, err)
+	}
+	creds := &corev1.Secret{}
+	err = src.Kube().Get(ctx, client.ObjectKey{Namespace: "linkerd", Name: generators.CredentialsSecret(l.To)}, creds)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the Link's credentials in cluster %s: %w", l.From, err)
+	}
+	return generators.LastLinkTarget(link, creds)
 }
 
 // unreachable says that a link's target could not be read.

@@ -168,9 +168,15 @@ func (f *Fleet) prepare(ctx context.Context, m *schema.Mesh, name string, o runO
 }
 
 // readLinks reads, in each target of the links from cluster name, what
-// the link needs. In a dry run a target that is not ready is a warning,
-// and the Link renders with placeholders.
+// the link needs. A target that cannot be read (unreachable, or not ready)
+// never costs the source its link: a link applied before stays as it was
+// last applied, with a warning that says why. In a dry run a link never
+// applied renders with placeholders and a warning; otherwise it fails.
 func (f *Fleet) readLinks(ctx context.Context, m *schema.Mesh, name string, o runOptions, r *ClusterReport) (map[string]*generators.LinkTarget, error) {
+	src, err := f.Member(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	links := map[string]*generators.LinkTarget{}
 	for _, l := range linksFrom(m, name) {
 		to, err := f.Member(ctx, l.To)
@@ -179,7 +185,15 @@ func (f *Fleet) readLinks(ctx context.Context, m *schema.Mesh, name string, o ru
 			t, err = ReadLinkTarget(ctx, to, l, o.link)
 		}
 		if err != nil {
-			if !o.dryRun {
+			last, lerr := lastLinkTarget(ctx, src.Client, l)
+			switch {
+			case lerr != nil:
+				return nil, lerr
+			case last != nil:
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%v; the Link %s/%s stays as it was last applied until %s answers", err, mcNamespace, l.To, l.To))
+				links[l.To] = last
+				continue
+			case !o.dryRun:
 				return nil, err
 			}
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%v; the Link is shown with placeholders", err))

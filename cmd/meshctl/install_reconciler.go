@@ -50,6 +50,18 @@ ServiceAccount meshctl-reconciler in namespace meshctl. The API server
 (ports 443 and 6443) and the reconciler's own ports stay outside the proxy,
 so a broken mesh never cuts the loop off from the cluster it repairs.
 
+For a mesh that declares clusters, install one reconciler in each cluster
+with --cluster NAME. Each keeps its own cluster's part of the mesh and
+reaches the others as they allow it: every cluster renders, for every other
+one, a ServiceAccount meshctl-peer-<name> in linkerd-multicluster that may
+only get linkerd/linkerd-config and linkerd/linkerd-identity-trust-roots,
+the gateway Service and the remote-access token Secret (what link-gen
+reads), list nodes when its gateway is a NodePort, and, for the cluster
+that keeps the fleet anchor's key only, get and update its certificate
+store (to re-sign its issuer). 'meshctl apply' on the fleet stores each
+token, with the peer's API server, in Secret meshctl-cluster-<name> in
+--meshctl-namespace: apply the fleet once before the reconcilers start.
+
 Nothing is sent to the cluster; exit code 2 on bad flags.`,
 		Example: `  # Run the reconciler on the ConfigMap "mesh"
   kubectl create namespace meshctl
@@ -58,6 +70,11 @@ Nothing is sent to the cluster; exit code 2 on bad flags.`,
 
   # Check the install against the cluster without changing it
   meshctl install-reconciler | kubectl apply --dry-run=server -f -
+
+  # One reconciler per cluster of a multicluster mesh, after one apply
+  meshctl apply examples/multicluster.cue
+  meshctl install-reconciler --cluster west | kubectl --context kind-west apply -f -
+  meshctl install-reconciler --cluster east | kubectl --context kind-east apply -f -
 
   # A reconciler that runs rollouts against viz's Prometheus
   meshctl install-reconciler --meshed | kubectl apply -f -
@@ -74,6 +91,7 @@ Nothing is sent to the cluster; exit code 2 on bad flags.`,
 	fs.StringVar(&o.Source, "source", "", "a Flux source to read mesh.cue from: flux:GitRepository/NS/NAME or flux:OCIRepository/NS/NAME")
 	fs.StringVar(&o.SourcePath, "source-path", "", "with --source, the mesh.cue file or directory inside the artifact (reconcile's default: mesh.cue)")
 	fs.StringVar(&o.ConfigMap, "configmap", o.ConfigMap, "without --source, the ConfigMap in --meshctl-namespace whose key mesh.cue is the mesh")
+	fs.StringVar(&o.Cluster, "cluster", "", "for a mesh that declares clusters: the cluster this reconciler runs in and keeps (reconcile's --cluster)")
 	fs.BoolVar(&o.Meshed, "meshed", false, "give the reconciler a Linkerd proxy, so that viz's Prometheus answers its rollout queries")
 	cmd.MarkFlagsMutuallyExclusive("source", "configmap")
 	cmd.RunE = func(*cobra.Command, []string) error {

@@ -62,6 +62,17 @@ then keep the cluster matching it until stopped (SIGTERM or Ctrl-C).
     nothing.
   - With --leader-elect, replicas share the Lease meshctl-reconciler in the
     --meshctl-namespace and only its holder writes.
+  - A mesh that declares clusters is kept by one loop per cluster, each
+    run there with --cluster NAME (the cluster kubectl's flags reach). It
+    applies that cluster's part: its control plane, extensions, links and
+    exports. What a link needs from its target (the gateway's address and
+    ports, the trust and cluster domains, the service-mirror token) is read
+    there with the credentials 'meshctl apply' stores for the loop (Secret
+    meshctl-cluster-<target> in --meshctl-namespace; run 'meshctl apply' on
+    the fleet once first). A target that cannot be read keeps its Link as
+    last applied, never pruned, with a warning in the status. The loop of
+    the cluster that keeps the fleet anchor's key (trustAnchor.keyCluster)
+    also re-signs the other clusters' issuers when they fall due.
 
 The source is PATH (a file or directory, such as a ConfigMap volume or a
 git-sync worktree), or a Flux artifact with --source
@@ -81,6 +92,9 @@ cluster, address in use).`,
 
   # Report drift without correcting it
   meshctl reconcile --mode detect examples/ha.cue
+
+  # Keep cluster west of a multicluster mesh, from its kube context
+  meshctl reconcile --context kind-west --cluster west examples/multicluster.cue
 
   # In the cluster (see 'meshctl install-reconciler'), from a Flux GitRepository
   meshctl reconcile --leader-elect --log-format json \
@@ -121,6 +135,9 @@ func runReconcile(path string, f *reconcileFlags, stderr io.Writer) int {
 	if f.o.Identity == "" {
 		f.o.Identity = os.Getenv("POD_NAME")
 	}
+	// --cluster names the cluster of mesh.cue this loop keeps: the one
+	// kubectl's flags reach (in a pod, the pod's own).
+	f.o.Cluster, f.cluster.meshCluster = f.cluster.meshCluster, ""
 	mem, cfg, err := f.cluster.connectConfig(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshctl reconcile: %v\n", err)

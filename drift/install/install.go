@@ -58,6 +58,12 @@ type Options struct {
 	SourcePath string
 	// ConfigMap holds mesh.cue (key mesh.cue) when there is no Source.
 	ConfigMap string
+	// Cluster is reconcile's --cluster: for a mesh that declares clusters,
+	// the one this reconciler runs in and keeps. It reaches the others
+	// through the Secrets meshctl apply stores (plan.PeerConnector), with
+	// the least-privilege ServiceAccounts each of them renders for it
+	// (generators/peers.go).
+	Cluster string
 	// Meshed gives the reconciler a Linkerd proxy, so that viz's
 	// Prometheus, which admits only meshed clients it names, answers the
 	// rollouts' queries. Traffic to the API server and to the health and
@@ -143,6 +149,11 @@ func (o Options) check() (*source.FluxRef, error) {
 	if o.Interval <= 0 {
 		return nil, fmt.Errorf("--interval %s: want a positive duration, such as 10m", o.Interval)
 	}
+	if o.Cluster != "" {
+		if errs := validation.IsDNS1123Label(o.Cluster); len(errs) > 0 {
+			return nil, fmt.Errorf("--cluster %q: %s", o.Cluster, errs[0])
+		}
+	}
 	if o.Source == "" {
 		if o.SourcePath != "" {
 			return nil, fmt.Errorf("--source-path needs --source: the ConfigMap's mesh.cue is mounted at %s", ConfigMapPath)
@@ -168,6 +179,9 @@ func (o Options) args(src *source.FluxRef) []string {
 	args = append(args, "--leader-elect",
 		fmt.Sprintf("--metrics-addr=:%d", MetricsPort), fmt.Sprintf("--health-addr=:%d", HealthPort),
 		"--log-format=json", "--interval="+o.Interval.String(), "--meshctl-namespace="+o.Namespace)
+	if o.Cluster != "" {
+		args = append(args, "--cluster="+o.Cluster)
+	}
 	if src != nil {
 		args = append(args, "--source="+o.Source)
 		if o.SourcePath != "" {

@@ -75,6 +75,13 @@ func TestInstallObjects(t *testing.T) {
 		args:    append(append([]string{"reconcile", "/etc/mesh/mesh.cue"}, flags...), "--interval=10m0s", "--meshctl-namespace=meshctl"),
 		volumes: []string{"tmp:/tmp", "mesh:/etc/mesh"},
 	}, {
+		name:    "one cluster of a fleet",
+		edit:    func(o *Options) { o.Cluster = "west" },
+		ns:      "meshctl",
+		ids:     append(slices.Clone(base), "Deployment/meshctl/meshctl-reconciler"),
+		args:    append(append([]string{"reconcile", "/etc/mesh/mesh.cue"}, flags...), "--interval=10m0s", "--meshctl-namespace=meshctl", "--cluster=west"),
+		volumes: []string{"tmp:/tmp", "mesh:/etc/mesh"},
+	}, {
 		name: "git repository",
 		edit: func(o *Options) {
 			o.Source, o.SourcePath, o.Interval = "flux:GitRepository/flux-system/mesh", "clusters/prod/mesh.cue", time.Minute
@@ -225,6 +232,7 @@ func TestInstallInvalidOptions(t *testing.T) {
 		{"source path alone", func(o *Options) { o.SourcePath = "mesh.cue" }, "--source-path needs --source: the ConfigMap's mesh.cue is mounted at /etc/mesh/mesh.cue"},
 		{"interval", func(o *Options) { o.Interval = 0 }, "--interval 0s: want a positive duration, such as 10m"},
 		{"image", func(o *Options) { o.Image = "" }, "--image is empty: give the meshctl image to run"},
+		{"cluster", func(o *Options) { o.Cluster = "West" }, `--cluster "West": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`},
 		{"namespace", func(o *Options) { o.Namespace = "Mesh" }, `--meshctl-namespace "Mesh": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,331 @@
+package drift_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshctl/meshctl/apply"
+	"github.com/meshctl/meshctl/certs"
+	"github.com/meshctl/meshctl/drift"
+	"github.com/meshctl/meshctl/generators"
+	"github.com/meshctl/meshctl/internal/testcluster"
+	"github.com/meshctl/meshctl/plan"
+)
+
+// fleetMesh is two clusters with the default identity: east keeps the
+// fleet anchor's key.
+const fleetMesh = `clusters: {
+	west: context: "ctx-west"
+	east: context: "ctx-east"
+}
+controlPlane: identity: trustAnchor: keyCluster: "east"
+namespaces: booksapp: inject: "enabled"
+`
+
+const westToEast = `links: [{from: "west", to: "east"}]
+`
+
+// fleetEnvs starts two clusters (with kube-controller-manager, whose token
+// controller fills the ServiceAccount tokens the fleet's peers use), and an
+// env on each that reads one mesh.cue.
+func fleetEnvs(t *testing.T) (west, east *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var cs [2]*testcluster.Cluster
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range cs {
+		g.Go(func() (err error) {
+			cs[i], err = testcluster.Start(gctx, testcluster.Options{Full: true, Nodes: 1})
+			return err
+		})
+	}
+	err := g.Wait()
+	for _, c := range cs {
+		if c != nil {
+			t.Cleanup(c.Stop)
+		}
+	}
+	if err != nil {
+		t.Fatalf("this test needs two real clusters: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "mesh.cue")
+	var envs [2]*env
+	for i, c := range cs {
+		ac, err := apply.New(rest.CopyConfig(c.Config), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs[i] = &env{t: t, ctx: t.Context(), cluster: c, client: ac, mesh: path}
+	}
+	return envs[0], envs[1]
+}
+
+// cliFleet is the fleet as `meshctl apply` reaches it from outside: each
+// cluster through the test's admin credentials.
+func cliFleet(west, east *env) *plan.Fleet {
+	by := map[string]*env{"west": west, "east": east}
+	return plan.NewFleet(func(name string) (*plan.Member, error) {
+		e := by[name]
+		return &plan.Member{Client: e.client, APIServer: e.cluster.Config.Host, CAData: e.cluster.Config.CAData, Source: "test"}, nil
+	})
+}
+
+func (e *env) link() (*unstructured.Unstructured, error) {
+	return dynamic.NewForConfigOrDie(e.cluster.Config).Resource(linkGVR).Namespace("linkerd-multicluster").Get(e.ctx, "east", metav1.GetOptions{})
+}
+
+// setGateway gives east's gateway Service load-balancer addresses, as the
+// cloud does; none takes them away.
+func (e *env) setGateway(ips ...string) {
+	e.t.Helper()
+	svcs := e.cluster.Client.CoreV1().Services("linkerd-multicluster")
+	gw, err := svcs.Get(e.ctx, "linkerd-gateway", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	gw.Status.LoadBalancer.Ingress = nil
+	for _, ip := range ips {
+		gw.Status.LoadBalancer.Ingress = append(gw.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+	if _, err := svcs.UpdateStatus(e.ctx, gw, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func gatewayAddress(u *unstructured.Unstructured) string {
+	s, _, _ := unstructured.NestedString(u.Object, "spec", "gatewayAddress")
+	return s
+}
+
+// TestLoopsKeepAFleet: after one apply of the fleet from outside, a loop in
+// each of two real clusters keeps its part of a multicluster mesh, reaching
+// the other cluster only with the credentials the fleet gives it. A link
+// added to mesh.cue appears in the source through the loop alone; an
+// out-of-band edit of the Link is corrected; the target's gateway address
+// changing is followed; a target that cannot say its address keeps the
+// Link as last applied, with a warning; removing the link prunes exactly
+// its objects. The loop of the cluster that keeps the fleet anchor's key
+// re-signs the other cluster's issuer when it falls due.
+func TestLoopsKeepAFleet(t *testing.T) {
+	west, east := fleetEnvs(t)
+	ctx := t.Context()
+
+	// Bootstrap: one apply of the fleet, as `meshctl apply` does it.
+	west.write(fleetMesh)
+	m, err := (&plan.Loader{}).Load(west.mesh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := plan.Apply(ctx, m, cliFleet(west, east), plan.ApplyOptions{Apply: apply.Options{Prune: true}, Version: "test", LinkWait: time.Minute})
+	if err != nil {
+		t.Fatalf("bootstrap apply: %v", err)
+	}
+	for _, ca := range rep.Clusters {
+		if len(ca.PeerWarnings) > 0 {
+			t.Fatalf("bootstrap: %s: %v", ca.Cluster, ca.PeerWarnings)
+		}
+	}
+	for _, p := range []struct {
+		e    *env
+		peer string
+	}{{west, "east"}, {east, "west"}} {
+		if _, err := p.e.cluster.Client.CoreV1().Secrets("meshctl").Get(ctx, generators.PeerKubeconfigSecret(p.peer), metav1.GetOptions{}); err != nil {
+			t.Fatalf("no way to %s stored: %v", p.peer, err)
+		}
+	}
+	east.setGateway("203.0.113.7")
+
+	// The loops. West resyncs often, so that what only east knows (its
+	// gateway's address) is read again soon; east, to re-sign west's
+	// issuer, wakes when it falls due.
+	east.start(drift.Options{Cluster: "east", Interval: time.Hour})
+	wr := west.start(drift.Options{Cluster: "west", Interval: 2 * time.Second})
+	west.inSync(time.Minute)
+	east.inSync(time.Minute)
+	before := west.inventoryVersions()
+
+	t.Run("a link added to mesh.cue appears through the loop alone", func(t *testing.T) {
+		w := west.in(t)
+		w.write(fleetMesh + westToEast)
+		w.until("the Link east in west", time.Minute, func() (bool, error) {
+			l, err := w.link()
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil && gatewayAddress(l) == "203.0.113.7", err
+		})
+		w.inSync(time.Minute)
+		creds, err := w.cluster.Client.CoreV1().Secrets("linkerd-multicluster").Get(ctx, "cluster-credentials-east", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := east.cluster.Client.CoreV1().Secrets("linkerd-multicluster").Get(ctx, "linkerd-service-mirror-remote-access-default-token", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(creds.Data["kubeconfig"]), string(token.Data["token"])) {
+			t.Error("the Link's credentials do not carry east's remote-access token")
+		}
+		if strings.Contains(wr.logs.String(), string(token.Data["token"])) {
+			t.Error("the loop logged the token")
+		}
+	})
+
+	t.Run("an out-of-band edit of the Link is corrected", func(t *testing.T) {
+		w := west.in(t)
+		patch := `{"spec":{"gatewayAddress":"198.51.100.1"}}`
+		if _, err := dynamic.NewForConfigOrDie(w.cluster.Config).Resource(linkGVR).Namespace("linkerd-multicluster").
+			Patch(ctx, "east", types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+			t.Fatal(err)
+		}
+		w.until("the Link's address corrected", time.Minute, func() (bool, error) {
+			l, err := w.link()
+			return err == nil && gatewayAddress(l) == "203.0.113.7", err
+		})
+	})
+
+	t.Run("the target's gateway address changing is followed", func(t *testing.T) {
+		w := west.in(t)
+		east.setGateway("203.0.113.9")
+		w.until("the Link to follow east's gateway", time.Minute, func() (bool, error) {
+			l, err := w.link()
+			return err == nil && gatewayAddress(l) == "203.0.113.9", err
+		})
+	})
+
+	t.Run("a target that cannot answer keeps the Link as last applied", func(t *testing.T) {
+		w := west.in(t)
+		east.setGateway()
+		w.until("the status to say why", time.Minute, func() (bool, error) {
+			st := w.status()
+			return st != nil && slices.ContainsFunc(st.Warnings, func(s string) bool {
+				return strings.Contains(s, "has no address yet") && strings.Contains(s, "stays as it was last applied")
+			}), nil
+		})
+		l, err := w.link()
+		if err != nil || gatewayAddress(l) != "203.0.113.9" {
+			t.Fatalf("the Link after east lost its address: %v, %v", err, l)
+		}
+		if st := w.status(); st.State != drift.StateInSync {
+			t.Errorf("west's loop is %s, want in sync with the Link kept: %s", st.State, st.LastError)
+		}
+		east.setGateway("203.0.113.9")
+		w.until("the warning to go", time.Minute, func() (bool, error) {
+			st := w.status()
+			return st != nil && !slices.ContainsFunc(st.Warnings, func(s string) bool { return strings.Contains(s, "stays as it was last applied") }), nil
+		})
+	})
+
+	t.Run("the re-signer: a member's issuer that falls due is re-signed while the loops run", func(t *testing.T) {
+		e := east.in(t)
+		// west's issuer, signed with the fleet anchor to last 12 minutes,
+		// made 7m30s ago: it falls due 30 s from now.
+		stores := map[string]*corev1.Secret{}
+		for name, x := range map[string]*env{"west": west, "east": east} {
+			s, err := x.cluster.Client.CoreV1().Secrets("meshctl").Get(ctx, plan.CertificatesSecret, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stores[name] = s
+		}
+		anchor, err := certs.FromData(stores["east"].Data)
+		if err != nil || anchor.Anchor == nil {
+			t.Fatalf("east's store: %v", err)
+		}
+		o := generators.CertOptions(m, time.Now().Add(-7*time.Minute-30*time.Second))
+		o.IssuerLifetime = 12 * time.Minute
+		short, err := certs.Reissue(*anchor.Anchor, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, err := certs.FromData(stores["west"].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb.Issuer = &short
+		stores["west"].Data = wb.Data()
+		if _, err := west.cluster.Client.CoreV1().Secrets("meshctl").Update(ctx, stores["west"], metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// east's loop learns when west's issuer falls due at its next
+		// reconcile: a change of mesh.cue is one.
+		e.write(fleetMesh + westToEast + "\n// touched\n")
+		e.until("east's loop to re-sign west's issuer", 2*time.Minute, func() (bool, error) {
+			s, err := west.cluster.Client.CoreV1().Secrets("meshctl").Get(ctx, plan.CertificatesSecret, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			b, err := certs.FromData(s.Data)
+			if err != nil {
+				return false, err
+			}
+			c := issuerOf(t, b.Issuer.CertPEM)
+			return time.Until(c.NotAfter) > 300*24*time.Hour, nil
+		})
+		// west's loop renders it into linkerd's issuer Secret, signed by
+		// the anchor both clusters trust.
+		west.in(t).until("west's issuer Secret to carry the new issuer", time.Minute, func() (bool, error) {
+			s, err := west.cluster.Client.CoreV1().Secrets("linkerd").Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			c := issuerOf(t, string(s.Data["crt.pem"]))
+			return time.Until(c.NotAfter) > 300*24*time.Hour && c.CheckSignatureFrom(issuerOf(t, anchor.Anchor.CertPEM)) == nil, nil
+		})
+		e.event("Rotated", "west/issuer")
+		if _, ok := stores["west"].Data["trust-anchor.key"]; ok {
+			t.Error("west holds the anchor's key")
+		}
+	})
+
+	t.Run("removing the link prunes exactly its objects", func(t *testing.T) {
+		w := west.in(t)
+		with := w.inventoryVersions()
+		w.write(fleetMesh)
+		w.inSync(time.Minute)
+		after := w.inventoryVersions()
+		var gone []string
+		for id := range with {
+			if _, ok := after[id]; !ok {
+				gone = append(gone, id)
+			}
+		}
+		var added []string
+		for id := range after {
+			if _, ok := with[id]; !ok {
+				added = append(added, id)
+			}
+		}
+		slices.Sort(gone)
+		var want []string
+		for id := range with {
+			if _, ok := before[id]; !ok {
+				want = append(want, id)
+			}
+		}
+		slices.Sort(want)
+		if len(want) < 3 || !slices.Equal(gone, want) || len(added) > 0 {
+			t.Errorf("pruned %v, want the link's %v (added %v)", gone, want, added)
+		}
+		if _, err := w.link(); !apierrors.IsNotFound(err) {
+			t.Errorf("the Link is still there (%v)", err)
+		}
+	})
+}
+
+var linkGVR = k8sschema.GroupVersionResource{Group: "multicluster.linkerd.io", Version: "v1alpha3", Resource: "links"}
