@@ -110,6 +110,9 @@ func StatusOf(ctx context.Context, m *schema.Mesh, f *Fleet, only string, now ti
 		if err != nil {
 			return out, inCluster(name, err)
 		}
+		if m != nil {
+			st.Certificates = fleetStatus(m, name, st.Certificates)
+		}
 		out = append(out, &ClusterStatus{Cluster: name, Status: st, Member: mem})
 	}
 	return out, nil

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -532,6 +534,36 @@ links: [{from: "west", to: "east"}]
 	}
 	if code, out, errOut = runCLI("diff", kc, mesh); code != diffSame {
 		t.Fatalf("diff after apply: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// status: each cluster, prefixed, and where the key lives.
+	code, out, errOut = runCLI("status", kc, mesh)
+	if code != exitOK {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	checkPrefixed(t, out, "west", "east")
+	for _, want := range []string{"[east] trust-anchor", "[west] issuer", "signed by east", "key in east"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status says nothing of %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = runCLI("status", kc, "-o", "json", "--cluster", "west", mesh)
+	type certRow struct {
+		Kind       string `json:"kind"`
+		KeyCluster string `json:"keyCluster"`
+		CanRotate  bool   `json:"canRotate"`
+	}
+	var sts []struct {
+		Cluster      string    `json:"cluster"`
+		Certificates []certRow `json:"certificates"`
+	}
+	if err := json.Unmarshal([]byte(out), &sts); code != exitOK || err != nil {
+		t.Fatalf("status -o json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	if len(sts) != 1 || sts[0].Cluster != "west" || !slices.ContainsFunc(sts[0].Certificates, func(c certRow) bool {
+		return c.Kind == "issuer" && c.KeyCluster == "east" && c.CanRotate
+	}) {
+		t.Errorf("status -o json --cluster west: %s", out)
 	}
 }
 

@@ -10,12 +10,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/drift"
 	"github.com/meshctl/meshctl/plan"
+	"github.com/meshctl/meshctl/schema"
 )
 
 // statusOutput is plan's status and the reconcile loop's record.
 type statusOutput struct {
+	// Cluster is the mesh's cluster, for a mesh that declares clusters.
+	Cluster string `json:"cluster,omitempty"`
 	*plan.Status
 	// Reconciler is what a running 'meshctl reconcile' recorded; nil when
 	// none ever ran against this cluster.
@@ -30,7 +34,7 @@ type statusFlags struct {
 func newStatusCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f statusFlags
 	cmd := &cobra.Command{
-		Use:   "status",
+		Use:   "status [PATH]",
 		Short: "Show the certificates' expiry, meshctl's inventory and the reconcile loop's state",
 		Long: `Show what meshctl manages in the cluster: each certificate (each trust
 anchor of the bundle, the issuer, each webhook serving pair) with its
@@ -48,7 +52,13 @@ others must be rotated with the tool that made them. No certificate or key
 is printed.
 
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
-and the rest); kubectl's -n/--namespace has no meaning here.
+and the rest); kubectl's -n/--namespace has no meaning here. Given the
+mesh.cue of a mesh that declares clusters, status reads each cluster
+through its context (--cluster NAME reads one), each line prefixed with the
+cluster's name, and -o json prints a list with a "cluster" field. In a
+fleet with one generated anchor, each anchor and issuer row says which
+cluster keeps the anchor's key (trustAnchor.keyCluster), and that cluster
+re-signs the other clusters' issuers.
 
 Exit codes: 0 read (expiring certificates included), 2 bad usage, 3 the
 cluster could not be read.`,
@@ -56,13 +66,20 @@ cluster could not be read.`,
   meshctl status
 
   # The same, for a script
-  meshctl status --context prod -o json | jq '.certificates[] | select(.expiring)'`,
-		Args: cobra.NoArgs,
+  meshctl status --context prod -o json | jq '.certificates[] | select(.expiring)'
+
+  # Every cluster of a multicluster mesh
+  meshctl status examples/multicluster.cue`,
+		Args: cobra.MaximumNArgs(1),
 	}
 	addOutputFlag(cmd, &f.output, []string{"text", "json"}, "output format: text or json")
 	addClusterFlags(cmd, &f.cluster)
-	cmd.RunE = func(*cobra.Command, []string) error {
-		if code := runStatus(&f, stdout, stderr); code != exitOK {
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		path := ""
+		if len(args) == 1 {
+			path = args[0]
+		}
+		if code := runStatus(path, &f, stdout, stderr); code != exitOK {
 			return exitCode(code)
 		}
 		return nil
@@ -70,29 +87,46 @@ cluster could not be read.`,
 	return cmd
 }
 
-func runStatus(f *statusFlags, stdout, stderr io.Writer) int {
+func runStatus(path string, f *statusFlags, stdout, stderr io.Writer) int {
+	var m *schema.Mesh
+	only := ""
+	if path != "" {
+		var ok bool
+		if m, ok = loadMesh(path, stderr); !ok {
+			return exitInvalid
+		}
+		only = f.cluster.pickedMember(m)
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	fleet, err := f.cluster.fleet(nil, stderr)
+	fleet, err := f.cluster.fleet(m, stderr)
 	if err != nil {
 		return fleetError(stderr, "status", err, exitError)
 	}
-	sts, err := plan.StatusOf(ctx, nil, fleet, "", time.Now())
+	sts, err := plan.StatusOf(ctx, m, fleet, only, time.Now())
 	if err != nil {
 		return reportError(stderr, "status", err, exitError)
 	}
-	pst := sts[0]
-	st := statusOutput{Status: pst.Status}
-	c := pst.Member.Client
-	if st.Reconciler, err = drift.ReadStatus(ctx, c.Kube(), c.Namespace()); err != nil {
-		fmt.Fprintf(stderr, "meshctl status: %v\n", err)
-		return exitError
+	outs := make([]statusOutput, len(sts))
+	for i, pst := range sts {
+		outs[i] = statusOutput{Cluster: pst.Cluster, Status: pst.Status}
+		c := pst.Member.Client
+		if outs[i].Reconciler, err = drift.ReadStatus(ctx, c.Kube(), c.Namespace()); err != nil {
+			fmt.Fprintf(prefixed(stderr, pst.Cluster), "meshctl status: %v\n", err)
+			return exitError
+		}
 	}
 	if f.output == "json" {
-		return writeJSON(stdout, stderr, "status", st)
+		if m == nil || len(m.Clusters) == 0 {
+			return writeJSON(stdout, stderr, "status", outs[0])
+		}
+		return writeJSON(stdout, stderr, "status", outs)
 	}
-	writeStatus(stdout, st.Status)
-	writeReconciler(stdout, st.Reconciler, time.Now())
+	for _, st := range outs {
+		out := prefixed(stdout, st.Cluster)
+		writeStatus(out, st.Status)
+		writeReconciler(out, st.Reconciler, time.Now())
+	}
 	return exitOK
 }
 
@@ -159,8 +193,15 @@ func writeStatus(w io.Writer, st *plan.Status) {
 				mark = fmt.Sprintf("‼ expires within %dd", int(plan.ExpiryWarning/(24*time.Hour)))
 			}
 			rotates := "yes"
-			if !c.CanRotate {
+			switch {
+			case c.KeyCluster != "" && c.Kind == certs.KindIssuer:
+				rotates = "yes (signed by " + c.KeyCluster + ")"
+			case c.KeyCluster != "" && !c.CanRotate:
+				rotates = "no (key in " + c.KeyCluster + ")"
+			case !c.CanRotate:
 				rotates = "no (no signing key)"
+			case c.KeyCluster != "":
+				rotates = "yes (key in " + c.KeyCluster + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, c.Subject, c.NotAfter.UTC().Format(time.RFC3339), left, rotates, mark)
 		}
