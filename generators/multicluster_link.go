@@ -12,7 +12,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshctl/meshctl/internal/ident"
@@ -360,18 +359,18 @@ func LastLinkTarget(link *unstructured.Unstructured, creds *corev1.Secret) (*Lin
 		s, _, _ := unstructured.NestedString(spec, path...)
 		return s
 	}
-	kc, err := clientcmd.Load(creds.Data["kubeconfig"])
-	if err != nil {
+	// The kubeconfig as mcKubeconfig writes it: one cluster, one user.
+	var kc kubeconfig
+	if err := yaml.Unmarshal(creds.Data["kubeconfig"], &kc); err != nil {
 		return nil, fmt.Errorf("secret %s/%s: %w", creds.Namespace, creds.Name, err)
 	}
-	kctx := kc.Contexts[kc.CurrentContext]
-	if kctx == nil || kc.Clusters[kctx.Cluster] == nil || kc.AuthInfos[kctx.AuthInfo] == nil {
-		return nil, fmt.Errorf("secret %s/%s holds no usable kubeconfig", creds.Namespace, creds.Name)
+	if len(kc.Clusters) != 1 || len(kc.Users) != 1 {
+		return nil, fmt.Errorf("secret %s/%s holds no kubeconfig meshctl wrote", creds.Namespace, creds.Name)
 	}
 	return &LinkTarget{
-		APIServer:        kc.Clusters[kctx.Cluster].Server,
-		CAData:           kc.Clusters[kctx.Cluster].CertificateAuthorityData,
-		Token:            kc.AuthInfos[kctx.AuthInfo].Token,
+		APIServer:        kc.Clusters[0].Cluster.Server,
+		CAData:           kc.Clusters[0].Cluster.CertificateAuthorityData,
+		Token:            kc.Users[0].User.Token,
 		GatewayAddresses: str("gatewayAddress"),
 		GatewayPort:      str("gatewayPort"),
 		GatewayIdentity:  str("gatewayIdentity"),

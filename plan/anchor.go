@@ -40,6 +40,11 @@ type AnchorRotation struct {
 	Now time.Time
 	// Result says which step was taken.
 	Result AnchorResult
+	// others are the fleet's other clusters, when the rotated anchor is
+	// the fleet's (fleetcerts.go): the guards count their meshed pods
+	// too, so that no cluster re-signs before every cluster's pods trust
+	// the bundle.
+	others []*Member
 }
 
 // AnchorResult is the step a rotation took.
@@ -104,7 +109,7 @@ func advanceAnchor(ctx context.Context, m *schema.Mesh, c Cluster, stored *apply
 // restarted onto the two-anchor bundle: they would not trust the new
 // issuer's certificates.
 func guardBundle(ctx context.Context, c Cluster, b *certs.Bundle, r *AnchorRotation) error {
-	pt, err := podTrust(ctx, c.Client, generators.TrustRootHash(b.TrustAnchorsPEM))
+	pt, err := fleetPodTrust(ctx, c, r, generators.TrustRootHash(b.TrustAnchorsPEM))
 	if err != nil {
 		return err
 	}
@@ -125,6 +130,10 @@ func guardBundle(ctx context.Context, c Cluster, b *certs.Bundle, r *AnchorRotat
 func BehindMessage(pt PodTrust) string {
 	restart := make([]string, 0, len(pt.Namespaces))
 	for _, ns := range pt.Namespaces {
+		if cluster, name, ok := strings.Cut(ns, "/"); ok {
+			restart = append(restart, fmt.Sprintf("in cluster %s: kubectl rollout restart deployment,statefulset,daemonset -n %s", cluster, name))
+			continue
+		}
 		restart = append(restart, "kubectl rollout restart deployment,statefulset,daemonset -n "+ns)
 	}
 	return fmt.Sprintf("%d of %d meshed pods still trust only the old anchor: restart them (%s)", pt.Behind, pt.Meshed, strings.Join(restart, "; "))
@@ -135,7 +144,7 @@ func BehindMessage(pt PodTrust) string {
 // issuance lifetime has passed since the re-sign: workload certificates
 // from the old issuer stay valid that long.
 func guardDrop(ctx context.Context, m *schema.Mesh, c Cluster, b *certs.Bundle, r *AnchorRotation, now time.Time) error {
-	pt, err := podTrust(ctx, c.Client, generators.TrustRootHash(b.TrustAnchorsPEM), generators.TrustRootHash(b.Anchor.CertPEM))
+	pt, err := fleetPodTrust(ctx, c, r, generators.TrustRootHash(b.TrustAnchorsPEM), generators.TrustRootHash(b.Anchor.CertPEM))
 	if err != nil {
 		return err
 	}
@@ -160,6 +169,28 @@ func guardDrop(ctx context.Context, m *schema.Mesh, c Cluster, b *certs.Bundle, 
 		return nil
 	}
 	return fmt.Errorf("%w: %s (--force to drop it anyway)", ErrAnchorRefused, strings.Join(why, "; "))
+}
+
+// fleetPodTrust is podTrust in cluster c and in the fleet's other clusters
+// of a rotation of the fleet's anchor; their namespaces read
+// "cluster/namespace".
+func fleetPodTrust(ctx context.Context, c Cluster, r *AnchorRotation, want ...string) (PodTrust, error) {
+	pt, err := podTrust(ctx, c.Client, want...)
+	if err != nil {
+		return pt, err
+	}
+	for _, o := range r.others {
+		opt, err := podTrust(ctx, o.Client, want...)
+		if err != nil {
+			return pt, inCluster(o.Name, err)
+		}
+		pt.Meshed += opt.Meshed
+		pt.Behind += opt.Behind
+		for _, ns := range opt.Namespaces {
+			pt.Namespaces = append(pt.Namespaces, o.Name+"/"+ns)
+		}
+	}
+	return pt, nil
 }
 
 // podTrust counts the meshed pods that are running or pending, and those

@@ -85,20 +85,33 @@ func (f *Fleet) reportTo(member string) string {
 // trusts none of the fleet's anchors is refused (ErrTrustRefused) before
 // anything is written. In a dry run nothing is written, and issued holds
 // what would be.
-func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []string, dryRun bool) (*fleetSigning, error) {
+//
+// With anchor set (meshctl rotate trust-anchor), the step of the rotation
+// is taken here, on the holder's store, before the members follow it in
+// the same run: the bundle step gives every cluster's roots both anchors,
+// the re-sign step re-signs every cluster's issuer with the new anchor
+// (once every cluster's meshed pods trust both), and the drop step leaves
+// every cluster's roots the new anchor alone. The guards count the meshed
+// pods of every cluster.
+func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []string, dryRun bool, anchor *AnchorRotation) (*fleetSigning, error) {
 	out := &fleetSigning{issued: map[string]*certs.Bundle{}, notes: map[string][]string{}, warnings: map[string][]string{}, rotated: map[string][]certs.Rotation{}, nextDue: map[string]time.Time{}}
 	holder := keyCluster(m)
 	if holder == "" || f.single {
 		return out, nil
 	}
 	var members []string
-	switch f.local {
-	case "":
-		members = slices.DeleteFunc(slices.Clone(clusters), func(n string) bool { return n == holder })
-	case holder:
+	switch {
+	case f.local == "" && anchor != nil:
+		if len(clusters) != len(m.Clusters) {
+			return nil, fmt.Errorf("the fleet's trust anchor (kept in cluster %s) is rotated in every cluster at once, in lockstep: run without --cluster", holder)
+		}
+		fallthrough
+	case f.local == holder:
 		members = slices.DeleteFunc(slices.Sorted(maps.Keys(m.Clusters)), func(n string) bool { return n == holder })
+	case f.local == "":
+		members = slices.DeleteFunc(slices.Clone(clusters), func(n string) bool { return n == holder })
 	}
-	if len(members) == 0 {
+	if len(members) == 0 && anchor == nil {
 		return out, nil
 	}
 	hm, err := f.Member(ctx, holder)
@@ -110,10 +123,21 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 	if err != nil {
 		return nil, err
 	}
+	if anchor != nil {
+		anchor.others = nil
+		for _, name := range members {
+			mem, err := f.Member(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			anchor.others = append(anchor.others, mem)
+		}
+	}
 	// The holder's store, read, or made in memory when the holder has none
-	// yet; it is written (as the holder's own apply would make it) only
-	// once every member has been checked against it.
-	co, err := certificates(ctx, m, Cluster{Client: hm.Client, DryRun: true, Name: holder})
+	// yet (or, rotating, with the rotation's next step taken in memory); it
+	// is written (as the holder's own apply would) only once every member
+	// has been checked against it.
+	co, err := certificates(ctx, m, Cluster{Client: hm.Client, DryRun: true, Name: holder, Anchor: anchor})
 	if err != nil {
 		return nil, inCluster(holder, err)
 	}
@@ -171,11 +195,11 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 		return nil, fmt.Errorf("%w (nothing written): %s; a cluster that made its own anchor before it joined the fleet keeps it: to move it to the fleet's anchor, delete that secret and apply again (meshctl signs a new issuer), then restart its meshed pods, which trust only the old anchor until they do", ErrTrustRefused, strings.Join(problems, "; "))
 	}
 	if dryRun {
-		if co.created {
+		if co.created || anchor != nil {
 			out.issued[holder] = hb
 		}
 	} else {
-		if co, err = certificates(ctx, m, Cluster{Client: hm.Client, Name: holder, Issued: hb}); err != nil {
+		if co, err = certificates(ctx, m, Cluster{Client: hm.Client, Name: holder, Issued: hb, Anchor: anchor}); err != nil {
 			return nil, inCluster(holder, err)
 		}
 		to := f.reportTo(holder)
@@ -294,7 +318,8 @@ func memberMissingStore(m *schema.Mesh, name string, c *apply.Client) error {
 }
 
 // fleetStatus marks, in a fleet with an anchor, where the anchor's key
-// lives, and that a member's issuer is re-signed by the holder's signer.
+// lives; a member's issuer and anchors are rotated from there (the issuer
+// re-signed by the holder, the anchor in lockstep by rotate trust-anchor).
 func fleetStatus(m *schema.Mesh, name string, sts []certs.Status) []certs.Status {
 	h := keyCluster(m)
 	if h == "" {
@@ -304,7 +329,7 @@ func fleetStatus(m *schema.Mesh, name string, sts []certs.Status) []certs.Status
 		switch sts[i].Kind {
 		case certs.KindTrustAnchor, certs.KindIssuer:
 			sts[i].KeyCluster = h
-			if name != h && sts[i].Kind == certs.KindIssuer {
+			if name != h && sts[i].Err == "" {
 				sts[i].CanRotate = true
 			}
 		}

@@ -60,12 +60,16 @@ func Diff(ctx context.Context, m *schema.Mesh, f *Fleet, o DiffOptions) (*DiffRe
 	// The signing step as apply takes it, in memory: a refusal is the
 	// warning of every cluster.
 	refused := ""
-	sig, err := f.signIssuers(ctx, m, order, true)
+	sig, err := f.signIssuers(ctx, m, order, true, o.Anchor)
 	switch {
 	case errors.Is(err, ErrTrustRefused):
 		refused, sig = "apply will refuse: "+err.Error(), nil
 	case err != nil:
 		return nil, err
+	}
+	if keyCluster(m) != "" && !f.single {
+		// The fleet's anchor rotated with the holder's store, above.
+		o.Anchor = nil
 	}
 	rep := &DiffReport{}
 	for _, name := range order {

@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -574,4 +575,183 @@ func keysOf(d map[string][]byte) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestFleetAnchorRotatesInLockstep: `meshctl rotate trust-anchor` on a
+// fleet with one generated anchor takes each step in every cluster at once.
+// After each step, on the servers: every cluster's roots hold an anchor
+// that signs every cluster's issuer, so cross-cluster mTLS never breaks;
+// the re-sign waits for the meshed pods of every cluster.
+func TestFleetAnchorRotatesInLockstep(t *testing.T) {
+	west, east, kubeconfig := twoClusters(t)
+	ctx := context.Background()
+	kc := "--kubeconfig=" + kubeconfig
+	mesh := writeMesh(t, t.TempDir(), twoClusterMesh+`controlPlane: identity: {trustAnchor: keyCluster: "east", issuanceLifetime: "1s"}
+links: [{from: "west", to: "east"}]
+`)
+	if _, err := east.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "booksapp"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	books := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: "booksapp"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 7002}}}}
+	if _, err := east.Client.CoreV1().Services("booksapp").Create(ctx, books, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI("apply", kc, "--cluster", "east", mesh); code != exitOK {
+		t.Fatalf("apply east: exit %d\n%s%s", code, out, errOut)
+	}
+	gw, err := east.Client.CoreV1().Services("linkerd-multicluster").Get(ctx, "linkerd-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+	if _, err := east.Client.CoreV1().Services("linkerd-multicluster").UpdateStatus(ctx, gw, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI("apply", kc, mesh); code != exitOK {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	clusters := map[string]*testcluster.Cluster{"west": west, "east": east}
+
+	// trust reads, in each cluster, the trust roots and the issuer.
+	type trust struct {
+		roots  []*x509.Certificate
+		pem    string
+		issuer *x509.Certificate
+		rv     string
+	}
+	read := func() map[string]trust {
+		t.Helper()
+		out := map[string]trust{}
+		for name, c := range clusters {
+			cm, err := c.Client.CoreV1().ConfigMaps("linkerd").Get(ctx, "linkerd-identity-trust-roots", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := c.Client.CoreV1().Secrets("linkerd").Get(ctx, "linkerd-identity-issuer", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tr trust
+			tr.pem, tr.rv = cm.Data["ca-bundle.crt"], s.ResourceVersion
+			for rest := []byte(tr.pem); ; {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				c, err := x509.ParseCertificate(b.Bytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr.roots = append(tr.roots, c)
+			}
+			b, _ := pem.Decode(s.Data["crt.pem"])
+			if b == nil {
+				t.Fatalf("%s's issuer holds no certificate", name)
+			}
+			if tr.issuer, err = x509.ParseCertificate(b.Bytes); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = tr
+		}
+		return out
+	}
+	// crossTrust: every cluster's roots sign every cluster's issuer.
+	crossTrust := func(step string, tr map[string]trust, anchors int) {
+		t.Helper()
+		for name, a := range tr {
+			if len(a.roots) != anchors {
+				t.Errorf("after %s, %s's roots hold %d anchors, want %d", step, name, len(a.roots), anchors)
+			}
+			for other, b := range tr {
+				if !slices.ContainsFunc(a.roots, func(r *x509.Certificate) bool { return b.issuer.CheckSignatureFrom(r) == nil }) {
+					t.Errorf("after %s, %s's roots do not sign %s's issuer: mTLS from %s to %s breaks", step, name, other, other, name)
+				}
+			}
+		}
+		if tr["west"].pem != tr["east"].pem {
+			t.Errorf("after %s, the clusters' roots differ", step)
+		}
+	}
+	start := read()
+	crossTrust("the apply", start, 1)
+
+	// A meshed pod in west, on the old roots.
+	if _, err := west.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := func(roots string) {
+		t.Helper()
+		_ = west.Client.CoreV1().Pods("shop").Delete(ctx, "cart", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart", Annotations: map[string]string{generators.AnnotationTrustRoot: generators.TrustRootHash(roots)}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := west.Client.CoreV1().Pods("shop").Create(ctx, p, metav1.CreateOptions{})
+			return err == nil, nil
+		}); err != nil {
+			t.Fatalf("creating the pod: %v", err)
+		}
+	}
+	pod(start["west"].pem)
+
+	// 1. bundle: both clusters' roots hold the old and the new anchor;
+	// the issuers are unchanged.
+	code, out, errOut := runCLI("rotate", "trust-anchor", kc, mesh)
+	if code != exitOK || !strings.Contains(out, "step bundle") {
+		t.Fatalf("step 1: exit %d\n%s%s", code, out, errOut)
+	}
+	checkPrefixed(t, strings.Join(slices.DeleteFunc(strings.Split(strings.TrimRight(out, "\n"), "\n"), func(l string) bool {
+		return strings.HasPrefix(l, "rotate trust-anchor: ") || strings.HasPrefix(l, "next: ")
+	}), "\n"), "west", "east")
+	bundled := read()
+	crossTrust("step 1", bundled, 2)
+	for name, tr := range bundled {
+		if !tr.issuer.Equal(start[name].issuer) {
+			t.Errorf("step 1 changed %s's issuer", name)
+		}
+	}
+
+	// 2. wait: west's pod trusts only the old anchor, so the re-sign is
+	// refused in every cluster, naming it.
+	code, out, errOut = runCLI("rotate", "trust-anchor", kc, mesh)
+	if code != exitRefused || !strings.Contains(errOut, "in cluster west: kubectl rollout restart deployment,statefulset,daemonset -n shop") {
+		t.Fatalf("step 3 with west's pod behind: exit %d, want %d\n%s%s", code, exitRefused, out, errOut)
+	}
+	for name, tr := range read() {
+		if tr.rv != bundled[name].rv {
+			t.Errorf("the refused step rewrote %s's issuer", name)
+		}
+	}
+
+	// 3. re-sign, once the pod has restarted onto the bundle: every
+	// issuer is signed by the new anchor; the roots still hold both.
+	pod(bundled["west"].pem)
+	code, out, errOut = runCLI("rotate", "trust-anchor", kc, mesh)
+	if code != exitOK || !strings.Contains(out, "step re-sign") {
+		t.Fatalf("step 3: exit %d\n%s%s", code, out, errOut)
+	}
+	resigned := read()
+	crossTrust("step 3", resigned, 2)
+	newAnchor := bundled["east"].roots[1]
+	for name, tr := range resigned {
+		if tr.issuer.CheckSignatureFrom(newAnchor) != nil {
+			t.Errorf("after step 3, %s's issuer is not signed by the new anchor", name)
+		}
+	}
+
+	// 4. drop, once the issuance lifetime has passed: every cluster's
+	// roots hold the new anchor alone.
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		code, out, errOut = runCLI("rotate", "trust-anchor", kc, mesh)
+		return code != exitRefused, nil
+	}); err != nil || code != exitOK || !strings.Contains(out, "step drop") {
+		t.Fatalf("step 4: %v, exit %d\n%s%s", err, code, out, errOut)
+	}
+	dropped := read()
+	crossTrust("step 4", dropped, 1)
+	if !dropped["west"].roots[0].Equal(newAnchor) {
+		t.Error("after step 4, the roots do not hold the new anchor")
+	}
+	if code, out, errOut = runCLI("diff", kc, mesh); code != diffSame {
+		t.Fatalf("diff after the rotation: exit %d\n%s%s", code, out, errOut)
+	}
 }

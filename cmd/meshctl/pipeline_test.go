@@ -73,7 +73,7 @@ func TestEveryEntryPointRunsOneSequence(t *testing.T) {
 	dir := t.TempDir()
 	single := writeMesh(t, filepath.Join(dir), pipelineMesh)
 	fleetDir := filepath.Join(dir, "fleet")
-	fleet := writeMesh(t, mkdir(t, fleetDir), pipelineMesh+`clusters: one: context: "proxy"`+"\n")
+	fleet := writeMesh(t, mkdir(t, fleetDir), pipelineMesh+`clusters: one: context: "proxy"`+"\ncontrolPlane: identity: trustAnchor: keyCluster: \"one\"\n")
 
 	for _, tc := range []struct {
 		name, mesh, prefix string

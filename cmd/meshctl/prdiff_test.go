@@ -77,7 +77,7 @@ func TestDiffInPullRequests(t *testing.T) {
 			[]string{"- **booksapp/books canary books-v2 10% → 50%**", "### meshctl diff against `main...HEAD` ("}},
 		{"a fault added", strings.Replace(prBase, "split: {books: 90, \"books-v2\": 10}}", "split: {books: 90, \"books-v2\": 10}, fault: {percent: 5, status: 503}}", 1), diffChanged,
 			[]string{"- **booksapp/books fault 5% 503s added**", "ConfigMap/booksapp/books-fault"}},
-		{"a cluster added", prBase + "clusters: {east: context: \"kind-east\", west: context: \"kind-west\"}\n", diffChanged,
+		{"a cluster added", prBase + "clusters: {east: context: \"kind-east\", west: context: \"kind-west\"}\ncontrolPlane: identity: trustAnchor: keyCluster: \"east\"\n", diffChanged,
 			[]string{"#### cluster `east`", "#### cluster `west`"}},
 		{"nothing that renders differently", prBase + "// a comment\n", diffSame,
 			[]string{"No changes: both revisions render the same"}},

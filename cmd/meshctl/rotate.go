@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,6 +72,17 @@ other it refuses and says what to do instead. No private key is printed.
 The cluster is chosen with kubectl's flags (--kubeconfig, --context, --as
 and the rest); kubectl's -n/--namespace has no meaning here.
 
+A mesh that declares clusters with the default identity shares one anchor,
+whose key one cluster keeps (trustAnchor.keyCluster): it is rotated in
+every cluster at once, in lockstep, through each cluster's context. Each
+step is taken on the key's store and followed by every other cluster in the
+same run: step 1 gives every cluster's roots both anchors; step 3 waits
+until the meshed pods of every cluster trust both, then re-signs every
+cluster's issuer with the new anchor; step 4 leaves every cluster's roots
+the new anchor alone. At every step each cluster's roots hold an anchor that
+signs every other cluster's issuer, so cross-cluster mTLS never breaks.
+--cluster cannot pick one cluster for it.
+
 Exit codes: 0 step taken (or shown, with --dry-run), 1 invalid mesh.cue,
 2 bad usage, 3 failed, 4 refused by a guard (pods still on the old anchor,
 issuance lifetime not passed; nothing written).`,
@@ -101,10 +111,6 @@ func runRotateAnchor(path string, f *rotateAnchorFlags, stdout, stderr io.Writer
 	if !ok {
 		return exitInvalid
 	}
-	if len(m.Clusters) > 0 {
-		fmt.Fprintf(stderr, "meshctl %s: mesh.cue declares clusters, whose anchors must be rotated in lockstep; meshctl rotates the anchor of a mesh without clusters for now\n", verb)
-		return exitUsage
-	}
 	fleet, err := f.cluster.fleet(m, stderr)
 	if err != nil {
 		return fleetError(stderr, verb, err, exitError)
@@ -118,19 +124,22 @@ func runRotateAnchor(path string, f *rotateAnchorFlags, stdout, stderr io.Writer
 		}
 	}
 	if f.dryRun {
-		rep, err := plan.Diff(ctx, m, fleet, plan.DiffOptions{Version: version, Anchor: r})
+		rep, err := plan.Diff(ctx, m, fleet, plan.DiffOptions{Version: version, Cluster: f.cluster.pickedMember(m), Anchor: r})
 		if err != nil {
 			return reportError(stderr, verb, err, exitError)
 		}
 		forced()
 		fmt.Fprintf(stdout, "next step: %s (dry run; nothing written)\n", r.Result.Step)
-		rep.Clusters[0].Result.WriteText(stdout)
+		for _, c := range rep.Clusters {
+			c.Result.WriteText(prefixed(stdout, c.Cluster))
+		}
 		return exitOK
 	}
 	rep, err := plan.Apply(ctx, m, fleet, plan.ApplyOptions{
 		Version:  version,
+		Cluster:  f.cluster.pickedMember(m),
 		Anchor:   r,
-		Progress: func(string) io.Writer { return stdout },
+		Progress: func(cluster string) io.Writer { return prefixed(stdout, cluster) },
 		Prepared: func(cr *plan.ClusterReport, _ apply.Set) error {
 			forced()
 			printReport(cr, stdout, stderr)
@@ -144,9 +153,8 @@ func runRotateAnchor(path string, f *rotateAnchorFlags, stdout, stderr io.Writer
 		}
 		return reportError(stderr, verb, err, exitError)
 	}
-	res := rep.Clusters[0].Result
 	fmt.Fprintf(stdout, "rotate trust-anchor: step %s: %s\n", r.Result.Step, r.Result.Note)
-	fmt.Fprintf(stdout, "apply: %s in %s\n", res.SummaryLine(), res.Duration.Round(10*time.Millisecond))
+	writeApplied(stdout, stderr, rep, false)
 	switch r.Result.Step {
 	case plan.StepBundle:
 		fmt.Fprintln(stdout, "next: restart the meshed pods (kubectl rollout restart …), then run 'meshctl rotate trust-anchor' again to re-sign the issuer")

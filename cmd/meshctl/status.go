@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/drift"
 	"github.com/meshctl/meshctl/plan"
 	"github.com/meshctl/meshctl/schema"
@@ -194,7 +193,7 @@ func writeStatus(w io.Writer, st *plan.Status) {
 			}
 			rotates := "yes"
 			switch {
-			case c.KeyCluster != "" && c.Kind == certs.KindIssuer:
+			case c.KeyCluster != "" && c.Kind == "issuer":
 				rotates = "yes (signed by " + c.KeyCluster + ")"
 			case c.KeyCluster != "" && !c.CanRotate:
 				rotates = "no (key in " + c.KeyCluster + ")"
