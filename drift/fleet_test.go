@@ -329,3 +329,33 @@ func TestLoopsKeepAFleet(t *testing.T) {
 }
 
 var linkGVR = k8sschema.GroupVersionResource{Group: "multicluster.linkerd.io", Version: "v1alpha3", Resource: "links"}
+
+// TestLoopRefusesAMeshItDoesNotKeep: a loop and its mesh must agree on
+// the cluster it keeps; when they do not, the revision is refused with
+// what to run instead, and nothing is written.
+func TestLoopRefusesAMeshItDoesNotKeep(t *testing.T) {
+	e := newEnv(t)
+	// Where the status is recorded, as install-reconciler makes it.
+	if _, err := e.cluster.Client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.client.Namespace()}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, mesh, cluster, want string }{
+		{"a fleet, and no --cluster", fleetMesh, "", "declares clusters (east, west): run one reconciler in each, with --cluster naming the cluster it runs in"},
+		{"a cluster the mesh does not declare", fleetMesh, "north", "--cluster north, but " + e.mesh + " declares no such cluster; its clusters are east, west"},
+		{"--cluster, and no clusters", defaultMesh(t), "west", "--cluster west, but " + e.mesh + " declares no clusters: run the reconciler without --cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := e.in(t)
+			x.write(tc.mesh)
+			r := x.start(drift.Options{Cluster: tc.cluster, Interval: time.Hour})
+			x.until("the revision to be refused", time.Minute, func() (bool, error) {
+				st := x.status()
+				return st != nil && st.State == drift.StateFailing && strings.Contains(st.LastError, tc.want), nil
+			})
+			r.stop()
+			if inv, err := x.client.ReadInventory(x.ctx); err != nil || inv != nil {
+				t.Errorf("the refused revision was applied: inventory %v, %v", inv, err)
+			}
+		})
+	}
+}

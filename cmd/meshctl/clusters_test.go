@@ -449,6 +449,19 @@ links: [{from: "west", to: "east"}]
 		t.Fatal(err)
 	}
 
+	// diff before anything exists: the fleet's certificates in memory
+	// only, one anchor for both clusters, nothing written.
+	code, out, errOut = runCLI("diff", kc, mesh)
+	if code != diffChanged || strings.Contains(errOut, "meshctl diff:") {
+		t.Fatalf("diff of the new fleet: exit %d, want %d\n%s%s", code, diffChanged, out, errOut)
+	}
+	checkPrefixed(t, out, "west", "east")
+	for _, c := range []*testcluster.Cluster{west, east} {
+		if _, err := c.Client.CoreV1().Secrets("meshctl").Get(ctx, "meshctl-certificates", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("diff made a store in %s (%v)", c.Kubeconfig, err)
+		}
+	}
+
 	// The fleet: east first (its gateway gets an address), then both.
 	if code, out, errOut = runCLI("apply", kc, "--cluster", "east", mesh); code != exitOK {
 		t.Fatalf("apply --cluster east: exit %d\n%s%s", code, out, errOut)

@@ -59,8 +59,8 @@ fleet with one generated anchor, each anchor and issuer row says which
 cluster keeps the anchor's key (trustAnchor.keyCluster), and that cluster
 re-signs the other clusters' issuers.
 
-Exit codes: 0 read (expiring certificates included), 2 bad usage, 3 the
-cluster could not be read.`,
+Exit codes: 0 read (expiring certificates included), 1 invalid mesh.cue, 2
+bad usage, 3 the cluster could not be read.`,
 		Example: `  # Certificates and inventory of the current cluster
   meshctl status
 
