@@ -1,14 +1,12 @@
 package drift_test
 
 import (
-	"context"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,25 +42,7 @@ const westToEast = `links: [{from: "west", to: "east"}]
 // env on each that reads one mesh.cue.
 func fleetEnvs(t *testing.T) (west, east *env) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	var cs [2]*testcluster.Cluster
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range cs {
-		g.Go(func() (err error) {
-			cs[i], err = testcluster.Start(gctx, testcluster.Options{Full: true, Nodes: 1})
-			return err
-		})
-	}
-	err := g.Wait()
-	for _, c := range cs {
-		if c != nil {
-			t.Cleanup(c.Stop)
-		}
-	}
-	if err != nil {
-		t.Fatalf("this test needs two real clusters: %v", err)
-	}
+	cs := testcluster.StartManyForTest(t, 2, testcluster.Options{Full: true, Nodes: 1})
 	path := filepath.Join(t.TempDir(), "mesh.cue")
 	var envs [2]*env
 	for i, c := range cs {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,25 +50,7 @@ func TestPrefixWriter(t *testing.T) {
 // context for each.
 func twoClusters(t *testing.T) (west, east *testcluster.Cluster, kubeconfig string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var cs [2]*testcluster.Cluster
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range cs {
-		g.Go(func() (err error) {
-			cs[i], err = testcluster.Start(gctx, testcluster.Options{Full: true, Nodes: 1})
-			return err
-		})
-	}
-	err := g.Wait()
-	for _, c := range cs {
-		if c != nil {
-			t.Cleanup(c.Stop)
-		}
-	}
-	if err != nil {
-		t.Fatalf("this test needs two real clusters: %v", err)
-	}
+	cs := testcluster.StartManyForTest(t, 2, testcluster.Options{Full: true, Nodes: 1})
 	merged := clientcmdapi.NewConfig()
 	for i, name := range []string{"west", "east"} {
 		cfg, err := clientcmd.LoadFromFile(cs[i].Kubeconfig)
@@ -463,20 +444,7 @@ links: [{from: "west", to: "east"}]
 	}
 
 	// The fleet: east first (its gateway gets an address), then both.
-	if code, out, errOut = runCLI("apply", kc, "--cluster", "east", mesh); code != exitOK {
-		t.Fatalf("apply --cluster east: exit %d\n%s%s", code, out, errOut)
-	}
-	gw, err := east.Client.CoreV1().Services("linkerd-multicluster").Get(ctx, "linkerd-gateway", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
-	if _, err := east.Client.CoreV1().Services("linkerd-multicluster").UpdateStatus(ctx, gw, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, errOut = runCLI("apply", kc, mesh); code != exitOK {
-		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
-	}
+	out = applyFleet(t, east, kc, mesh)
 	if !strings.Contains(out, "[west] signed an issuer for cluster west with the fleet's trust anchor (kept in cluster east)") {
 		t.Errorf("apply does not say it signed west's issuer:\n%s", out)
 	}
@@ -581,6 +549,30 @@ links: [{from: "west", to: "east"}]
 	}
 }
 
+// applyFleet applies mesh's link target east first, gives its gateway a
+// load-balancer address (the cloud's part), then applies the fleet, and
+// returns that apply's output.
+func applyFleet(t *testing.T, east *testcluster.Cluster, kc, mesh string) string {
+	t.Helper()
+	if code, out, errOut := runCLI("apply", kc, "--cluster", "east", mesh); code != exitOK {
+		t.Fatalf("apply --cluster east: exit %d\n%s%s", code, out, errOut)
+	}
+	svcs := east.Client.CoreV1().Services("linkerd-multicluster")
+	gw, err := svcs.Get(context.Background(), "linkerd-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+	if _, err := svcs.UpdateStatus(context.Background(), gw, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("apply", kc, mesh)
+	if code != exitOK {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	return out
+}
+
 func keysOf(d map[string][]byte) []string {
 	out := make([]string, 0, len(d))
 	for k := range d {
@@ -609,20 +601,7 @@ links: [{from: "west", to: "east"}]
 	if _, err := east.Client.CoreV1().Services("booksapp").Create(ctx, books, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI("apply", kc, "--cluster", "east", mesh); code != exitOK {
-		t.Fatalf("apply east: exit %d\n%s%s", code, out, errOut)
-	}
-	gw, err := east.Client.CoreV1().Services("linkerd-multicluster").Get(ctx, "linkerd-gateway", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
-	if _, err := east.Client.CoreV1().Services("linkerd-multicluster").UpdateStatus(ctx, gw, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, errOut := runCLI("apply", kc, mesh); code != exitOK {
-		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
-	}
+	applyFleet(t, east, kc, mesh)
 	clusters := map[string]*testcluster.Cluster{"west": west, "east": east}
 
 	// trust reads, in each cluster, the trust roots and the issuer.

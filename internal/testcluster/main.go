@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -66,4 +67,28 @@ func StartForTest(t testing.TB, o Options) *Cluster {
 	}
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// StartManyForTest starts n clusters of the test's own at once (a fleet),
+// each stopped when the test ends.
+func StartManyForTest(t testing.TB, n int, o Options) []*Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := make([]*Cluster, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Go(func() { cs[i], errs[i] = Start(ctx, o) })
+	}
+	wg.Wait()
+	for _, c := range cs {
+		if c != nil {
+			t.Cleanup(c.Stop)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("this test needs %d real clusters: %v", n, err)
+	}
+	return cs
 }
