@@ -1,24 +1,33 @@
 package drift_test
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshctl/meshctl/apply"
 	"github.com/meshctl/meshctl/certs"
 	"github.com/meshctl/meshctl/drift"
+	"github.com/meshctl/meshctl/drift/install"
 	"github.com/meshctl/meshctl/generators"
 	"github.com/meshctl/meshctl/internal/testcluster"
 	"github.com/meshctl/meshctl/plan"
@@ -46,13 +55,57 @@ func fleetEnvs(t *testing.T) (west, east *env) {
 	path := filepath.Join(t.TempDir(), "mesh.cue")
 	var envs [2]*env
 	for i, c := range cs {
-		ac, err := apply.New(rest.CopyConfig(c.Config), "")
+		sa := reconcilerInstalled(t, c, []string{"west", "east"}[i])
+		ac, err := apply.New(sa, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		envs[i] = &env{t: t, ctx: t.Context(), cluster: c, client: ac, mesh: path}
+		envs[i] = &env{t: t, ctx: t.Context(), cluster: c, client: ac, mesh: path, as: sa}
 	}
 	return envs[0], envs[1]
+}
+
+// reconcilerInstalled applies, as admin, what `meshctl install-reconciler
+// --cluster name` prints, and returns a config that acts as its
+// ServiceAccount: the loop runs with exactly what the install grants.
+func reconcilerInstalled(t *testing.T, c *testcluster.Cluster, name string) *rest.Config {
+	t.Helper()
+	o := install.DefaultOptions("test")
+	o.Cluster = name
+	objs, err := install.Objects(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := dynamic.NewForConfigOrDie(c.Config)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
+	for _, u := range objs {
+		m, err := mapper.RESTMapping(u.GroupVersionKind().GroupKind(), u.GroupVersionKind().Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := u.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Resource(m.Resource).Namespace(u.GetNamespace()).Patch(t.Context(), u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "kubectl"}); err != nil {
+			t.Fatalf("%s/%s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	tok, err := c.Client.CoreV1().ServiceAccounts(o.Namespace).CreateToken(t.Context(), install.Name,
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &rest.Config{Host: c.Config.Host, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.Config.CAData}}
+	// The bindings take effect once the authorizer's cache holds them.
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := kubernetes.NewForConfigOrDie(sa).CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the reconciler's ServiceAccount cannot list namespaces: %v", err)
+	}
+	return sa
 }
 
 // cliFleet is the fleet as `meshctl apply` reaches it from outside: each
@@ -61,7 +114,11 @@ func cliFleet(west, east *env) *plan.Fleet {
 	by := map[string]*env{"west": west, "east": east}
 	return plan.NewFleet(func(name string) (*plan.Member, error) {
 		e := by[name]
-		return &plan.Member{Client: e.client, APIServer: e.cluster.Config.Host, CAData: e.cluster.Config.CAData, Source: "test"}, nil
+		admin, err := apply.New(rest.CopyConfig(e.cluster.Config), "")
+		if err != nil {
+			return nil, err
+		}
+		return &plan.Member{Client: admin, APIServer: e.cluster.Config.Host, CAData: e.cluster.Config.CAData, Source: "test"}, nil
 	})
 }
 
@@ -273,6 +330,47 @@ func TestLoopsKeepAFleet(t *testing.T) {
 		}
 	})
 
+	t.Run("the peers' credentials allow no more than the link and the signer need", func(t *testing.T) {
+		// peer is how from's loop reaches to.
+		peer := func(from *env, to string) *kubernetes.Clientset {
+			s, err := from.cluster.Client.CoreV1().Secrets("meshctl").Get(ctx, generators.PeerKubeconfigSecret(to), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data["kubeconfig"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kubernetes.NewForConfigOrDie(cfg)
+		}
+		toEast, toWest := peer(west, "east"), peer(east, "west")
+		for _, c := range []struct {
+			what string
+			err  error
+			ok   bool
+		}{
+			{"west reads east's linkerd-config", getOne(toEast.CoreV1().ConfigMaps("linkerd"), "linkerd-config"), true},
+			{"west reads east's gateway", getOne(toEast.CoreV1().Services("linkerd-multicluster"), "linkerd-gateway"), true},
+			{"west reads east's remote-access token", getOne(toEast.CoreV1().Secrets("linkerd-multicluster"), "linkerd-service-mirror-remote-access-default-token"), true},
+			{"west reads east's certificate store", getOne(toEast.CoreV1().Secrets("meshctl"), plan.CertificatesSecret), false},
+			{"west reads east's issuer", getOne(toEast.CoreV1().Secrets("linkerd"), "linkerd-identity-issuer"), false},
+			{"west reads another Service of east", getOne(toEast.CoreV1().Services("default"), "kubernetes"), false},
+			{"east (the key's holder) reads west's certificate store", getOne(toWest.CoreV1().Secrets("meshctl"), plan.CertificatesSecret), true},
+			{"east reads west's issuer", getOne(toWest.CoreV1().Secrets("linkerd"), "linkerd-identity-issuer"), false},
+			{"east reads west's ways to other clusters", getOne(toWest.CoreV1().Secrets("meshctl"), generators.PeerKubeconfigSecret("east")), false},
+		} {
+			switch {
+			case c.ok && c.err != nil:
+				t.Errorf("%s: %v", c.what, c.err)
+			case !c.ok && !apierrors.IsForbidden(c.err):
+				t.Errorf("%s: %v, want Forbidden", c.what, c.err)
+			}
+		}
+		if _, err := toEast.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("west lists east's nodes (a LoadBalancer gateway): %v, want Forbidden", err)
+		}
+	})
+
 	t.Run("removing the link prunes exactly its objects", func(t *testing.T) {
 		w := west.in(t)
 		with := w.inventoryVersions()
@@ -338,4 +436,12 @@ func TestLoopRefusesAMeshItDoesNotKeep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getOne reads one object, for what it says of access.
+func getOne[T any](c interface {
+	Get(context.Context, string, metav1.GetOptions) (T, error)
+}, name string) error {
+	_, err := c.Get(context.Background(), name, metav1.GetOptions{})
+	return err
 }

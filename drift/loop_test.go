@@ -60,6 +60,9 @@ type env struct {
 	cluster *testcluster.Cluster
 	client  *apply.Client
 	mesh    string // the mesh.cue the loop reads
+	// as, when set, is who the loop acts as (the reconciler's
+	// ServiceAccount); else the cluster's admin.
+	as *rest.Config
 }
 
 func newEnv(t *testing.T) *env {
@@ -103,6 +106,9 @@ type running struct {
 func (e *env) start(o drift.Options) *running {
 	e.t.Helper()
 	cfg := rest.CopyConfig(e.cluster.Config)
+	if e.as != nil {
+		cfg = rest.CopyConfig(e.as)
+	}
 	if o.Client == nil {
 		o.Client = e.client
 	}
