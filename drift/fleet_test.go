@@ -330,6 +330,40 @@ func TestLoopsKeepAFleet(t *testing.T) {
 		}
 	})
 
+	t.Run("a member without its store: each loop says why, and neither makes one", func(t *testing.T) {
+		w, e := west.in(t), east.in(t)
+		stores := west.cluster.Client.CoreV1().Secrets("meshctl")
+		saved, err := stores.Get(ctx, plan.CertificatesSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stores.Delete(ctx, plan.CertificatesSecret, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// west's loop cannot sign its own issuer: it names who can.
+		w.until("west's loop to name the key's cluster", time.Minute, func() (bool, error) {
+			st := w.status()
+			return st != nil && st.State == drift.StateFailing && strings.Contains(st.LastError, "cluster west has no certificates yet") &&
+				strings.Contains(st.LastError, "let the reconciler in east sign it"), nil
+		})
+		// east's loop, whose credentials may not create it, warns.
+		e.write(fleetMesh + westToEast + "\n// touched again\n")
+		e.until("east's loop to warn", time.Minute, func() (bool, error) {
+			st := e.status()
+			return st != nil && st.State == drift.StateInSync && st.Revision == e.revision() && slices.ContainsFunc(st.Warnings, func(s string) bool {
+				return strings.Contains(s, "cluster west: it has no certificate store yet") && strings.Contains(s, "run meshctl apply on the fleet once")
+			}), nil
+		})
+		if _, err := stores.Get(ctx, plan.CertificatesSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a loop made west's store (%v)", err)
+		}
+		saved.ResourceVersion = ""
+		if _, err := stores.Create(ctx, saved, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w.inSync(time.Minute)
+	})
+
 	t.Run("the peers' credentials allow no more than the link and the signer need", func(t *testing.T) {
 		// peer is how from's loop reaches to.
 		peer := func(from *env, to string) *kubernetes.Clientset {

@@ -65,6 +65,23 @@ type fleetSigning struct {
 	nextDue map[string]time.Time
 }
 
+// trustStep is what every verb does about trust before it renders the
+// clusters of a fleet, before anything is written anywhere: with a fleet
+// anchor, the signing step (which takes a trust-anchor rotation's step
+// itself, so the clusters render without one: anchor is then nil); with
+// anchors from elsewhere, the check that linked clusters share one. A
+// refusal wraps ErrTrustRefused or ErrAnchorRefused.
+func (f *Fleet) trustStep(ctx context.Context, m *schema.Mesh, order []string, dryRun bool, rotation *AnchorRotation) (sig *fleetSigning, anchor *AnchorRotation, err error) {
+	if f.single {
+		return nil, rotation, nil
+	}
+	if keyCluster(m) != "" {
+		sig, err := f.signIssuers(ctx, m, order, dryRun, rotation)
+		return sig, nil, err
+	}
+	return nil, rotation, f.CheckTrust(ctx, m, order)
+}
+
 // reportTo is the cluster a member's lines go to: the cluster this process
 // runs in (the holder's loop reports what it did to other members), or the
 // member itself (the CLI reports each cluster's own).
@@ -150,6 +167,17 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 		return nil, inCluster(holder, fmt.Errorf("the fleet's trust anchor: %w", err))
 	}
 
+	// A member that cannot be signed for stops the CLI; the holder's loop
+	// goes on with the others, and its next resync tries again.
+	skip := func(name string, err error) error {
+		if f.local == "" {
+			return inCluster(name, err)
+		}
+		to := f.reportTo(name)
+		out.warnings[to] = append(out.warnings[to], fmt.Sprintf("cluster %s: %v; its issuer is checked again at the next resync", name, err))
+		return nil
+	}
+
 	// Read every member first: a refusal writes nothing anywhere.
 	type work struct {
 		name   string
@@ -162,20 +190,23 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 	for _, name := range members {
 		mem, err := f.Member(ctx, name)
 		if err != nil {
-			if f.local == "" {
+			if err := skip(name, err); err != nil {
 				return nil, err
 			}
-			// The holder's loop goes on with the members it reaches.
-			out.warnings[f.reportTo(name)] = append(out.warnings[f.reportTo(name)], fmt.Sprintf("cluster %s: %v; its issuer is not checked for rotation until it answers", name, err))
 			continue
 		}
 		w := work{name: name, mem: mem}
 		stored, err := mem.Client.EnsureSecret(ctx, CertificatesSecret, true, func() (map[string][]byte, error) { return nil, nil })
 		if err != nil {
-			if f.local == "" {
-				return nil, inCluster(name, err)
+			if err := skip(name, err); err != nil {
+				return nil, err
 			}
-			out.warnings[f.reportTo(name)] = append(out.warnings[f.reportTo(name)], fmt.Sprintf("cluster %s: %v; its issuer is not checked for rotation", name, err))
+			continue
+		}
+		if stored.Created && f.local != "" {
+			// The holder's loop may update a member's store, never create
+			// one (generators/peers.go).
+			_ = skip(name, fmt.Errorf("it has no certificate store yet (secret %s/%s): run meshctl apply on the fleet once, which signs its issuer", mem.Client.Namespace(), CertificatesSecret))
 			continue
 		}
 		if !stored.Created {
@@ -208,6 +239,9 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 		}
 		out.rotated[to] = append(out.rotated[to], co.rotated...)
 		hb = co.bundle
+		if signer, err = leafCert(hb.Anchor.CertPEM); err != nil {
+			return nil, inCluster(holder, fmt.Errorf("the fleet's trust anchor: %w", err))
+		}
 	}
 
 	for _, w := range todo {
@@ -228,7 +262,10 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 			}
 			stored, err := w.mem.Client.EnsureSecret(ctx, CertificatesSecret, false, func() (map[string][]byte, error) { return b.Data(), nil })
 			if err != nil {
-				return nil, inCluster(w.name, err)
+				if err := skip(w.name, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			if stored.Created {
 				out.notes[to] = append(out.notes[to], fmt.Sprintf("signed an issuer for cluster %s with the fleet's trust anchor (kept in cluster %s), and stored it with the public anchor in secret %s/%s of %s",
@@ -244,9 +281,13 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 		}
 		issuer, err := leafCert(b.Issuer.CertPEM)
 		if err != nil {
-			return nil, inCluster(w.name, fmt.Errorf("secret %s/%s: the issuer: %w", ns, CertificatesSecret, err))
+			if err := skip(w.name, fmt.Errorf("secret %s/%s: the issuer: %w", ns, CertificatesSecret, err)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		due := certs.Due(issuer, opts.Now, before)
+		var rotated []certs.Rotation
 		if due || issuer.CheckSignatureFrom(signer) != nil {
 			kp, err := certs.Reissue(*hb.Anchor, opts)
 			if err != nil {
@@ -255,7 +296,7 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 			b.Issuer = &kp
 			if due {
 				r := certs.Rotation{Kind: certs.KindIssuer, Cluster: w.name, Name: issuer.Subject.CommonName, Expiring: issuer.NotAfter, NotAfter: notAfterOf(kp)}
-				out.rotated[to] = append(out.rotated[to], r)
+				rotated = append(rotated, r)
 				changes = append(changes, fmt.Sprintf("re-signed its issuer, expiring %s (in %s), with the fleet's anchor (the new one expires %s)", stamp(r.Expiring), certs.FormatLeft(r.Expiring.Sub(opts.Now)), stamp(r.NotAfter)))
 			} else {
 				changes = append(changes, fmt.Sprintf("re-signed its issuer with the fleet's current anchor %s", signer.Subject.CommonName))
@@ -265,8 +306,12 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 			if dryRun {
 				out.issued[w.name] = b
 			} else if err := w.mem.Client.UpdateSecret(ctx, &w.stored, b.Data()); err != nil {
-				return nil, inCluster(w.name, err)
+				if err := skip(w.name, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
+			out.rotated[to] = append(out.rotated[to], rotated...)
 			where := fmt.Sprintf("secret %s/%s of %s", ns, CertificatesSecret, w.name)
 			if dryRun {
 				where = "in memory only (dry run)"

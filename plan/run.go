@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,9 +142,9 @@ func (f *Fleet) prepare(ctx context.Context, m *schema.Mesh, name string, o runO
 	p.report.Rollouts = r.rollouts
 	p.report.Rotated, p.report.NextRotation = r.certs.rotated, r.certs.nextDue
 	if s := o.signed; s != nil {
-		p.report.Notes = append(s.notes[name], p.report.Notes...)
+		p.report.Notes = slices.Concat(s.notes[name], p.report.Notes)
 		p.report.Warnings = append(p.report.Warnings, s.warnings[name]...)
-		p.report.Rotated = append(s.rotated[name], p.report.Rotated...)
+		p.report.Rotated = slices.Concat(s.rotated[name], p.report.Rotated)
 		if at := s.nextDue[name]; !at.IsZero() && (p.report.NextRotation.IsZero() || at.Before(p.report.NextRotation)) {
 			p.report.NextRotation = at
 		}

@@ -81,19 +81,11 @@ func Apply(ctx context.Context, m *schema.Mesh, f *Fleet, o ApplyOptions) (*Appl
 	if err != nil {
 		return nil, err
 	}
-	sig, err := f.signIssuers(ctx, m, order, o.Apply.DryRun, o.Anchor)
+	sig, anchor, err := f.trustStep(ctx, m, order, o.Apply.DryRun, o.Anchor)
 	if err != nil {
 		return nil, err
 	}
-	if keyCluster(m) != "" && !f.single {
-		// The fleet's anchor rotated with the holder's store, above.
-		o.Anchor = nil
-	}
-	if !f.single && keyCluster(m) == "" {
-		if err := f.CheckTrust(ctx, m, order); err != nil {
-			return nil, err
-		}
-	}
+	o.Anchor = anchor
 	limit, err := maxDeletions(m, o.Apply.MaxDeletions)
 	if err != nil {
 		return nil, err

@@ -57,20 +57,17 @@ func Diff(ctx context.Context, m *schema.Mesh, f *Fleet, o DiffOptions) (*DiffRe
 	if err != nil {
 		return nil, err
 	}
-	// The signing step as apply takes it, in memory: a refusal is the
-	// warning of every cluster.
+	// The trust step as apply takes it, in memory: a refusal is every
+	// cluster's warning.
 	refused := ""
-	sig, err := f.signIssuers(ctx, m, order, true, o.Anchor)
-	switch {
-	case errors.Is(err, ErrTrustRefused):
-		refused, sig = "apply will refuse: "+err.Error(), nil
-	case err != nil:
+	sig, anchor, err := f.trustStep(ctx, m, order, true, o.Anchor)
+	if errors.Is(err, ErrTrustRefused) {
+		refused, err = "apply will refuse: "+err.Error(), nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	if keyCluster(m) != "" && !f.single {
-		// The fleet's anchor rotated with the holder's store, above.
-		o.Anchor = nil
-	}
+	o.Anchor = anchor
 	rep := &DiffReport{}
 	for _, name := range order {
 		cd, err := f.diffOne(ctx, m, name, o, sig, refused)
@@ -100,14 +97,6 @@ func (f *Fleet) diffOne(ctx context.Context, m *schema.Mesh, name string, o Diff
 	}
 	if refused != "" {
 		p.report.Warnings = append(p.report.Warnings, refused)
-	}
-	if !f.single && keyCluster(m) == "" {
-		if err := f.CheckTrust(ctx, m, []string{name}); err != nil {
-			if !errors.Is(err, ErrTrustRefused) {
-				return nil, err
-			}
-			p.report.Warnings = append(p.report.Warnings, "apply will refuse: "+err.Error())
-		}
 	}
 	res.Warnings = p.report.Warnings
 	return &ClusterDiff{ClusterReport: p.report, Result: res}, nil
