@@ -268,6 +268,48 @@ func TestLoopsKeepAFleet(t *testing.T) {
 		})
 	})
 
+	t.Run("the way to a peer is read afresh: a revoked one keeps the Link, a restored one is used at once", func(t *testing.T) {
+		w := west.in(t)
+		ways := west.cluster.Client.CoreV1().Secrets("meshctl")
+		way, err := ways.Get(ctx, generators.PeerKubeconfigSecret("east"), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := way.Data["kubeconfig"]
+		cfg, err := clientcmd.Load(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range cfg.AuthInfos {
+			u.Token = "revoked"
+		}
+		bad, err := clientcmd.Write(*cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		way.Data["kubeconfig"] = bad
+		if way, err = ways.Update(ctx, way, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w.until("west's loop to say it cannot read east", time.Minute, func() (bool, error) {
+			st := w.status()
+			return st != nil && slices.ContainsFunc(st.Warnings, func(s string) bool {
+				return strings.Contains(s, "cannot read cluster east") && strings.Contains(s, "stays as it was last applied")
+			}), nil
+		})
+		if l, err := w.link(); err != nil || gatewayAddress(l) != "203.0.113.9" {
+			t.Fatalf("the Link after west lost its way to east: %v", err)
+		}
+		way.Data["kubeconfig"] = good
+		if _, err := ways.Update(ctx, way, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w.until("the warning to go", time.Minute, func() (bool, error) {
+			st := w.status()
+			return st != nil && !slices.ContainsFunc(st.Warnings, func(s string) bool { return strings.Contains(s, "cannot read cluster east") }), nil
+		})
+	})
+
 	t.Run("the re-signer: a member's issuer that falls due is re-signed while the loops run", func(t *testing.T) {
 		e := east.in(t)
 		// west's issuer, signed with the fleet anchor to last 12 minutes,

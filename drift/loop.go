@@ -122,7 +122,8 @@ type Loop struct {
 	watch *watcher
 	queue workqueue.TypedRateLimitingInterface[Key]
 
-	fleet *plan.Fleet // the cluster, as the verbs take it
+	local  *plan.Member // the loop's cluster
+	single *plan.Fleet  // a mesh without clusters: the loop's cluster, as the verbs take it
 
 	mu       sync.Mutex
 	mesh     *schema.Mesh // the revision loaded last
@@ -150,6 +151,17 @@ type Loop struct {
 type desiredObject struct {
 	obj   *unstructured.Unstructured
 	stage string
+}
+
+// fleet is the loop's cluster as the verbs take it: a fleet of one, or the
+// loop's cluster of a mesh with clusters, which reaches the others through
+// the Secrets meshctl apply stores. Those are read afresh for each verb, so
+// that a token or an address apply changed is used from the next one on.
+func (l *Loop) fleet() *plan.Fleet {
+	if l.single != nil {
+		return l.single
+	}
+	return plan.NewFleet(plan.PeerConnector(l.o.Cluster, l.o.Client, l.local)).In(l.o.Cluster)
 }
 
 // New checks o and fills its defaults.
@@ -212,11 +224,10 @@ func New(o Options) (*Loop, error) {
 		return nil, err
 	}
 	local := &plan.Member{Client: o.Client, APIServer: cfg.Host, CAData: cfg.CAData, Source: o.ClientSource}
-	fleet := plan.Single(local)
-	if o.Cluster != "" {
-		fleet = plan.NewFleet(plan.PeerConnector(o.Cluster, o.Client, local)).In(o.Cluster)
+	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{}), local: local}
+	if o.Cluster == "" {
+		l.single = plan.Single(local)
 	}
-	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{}), fleet: fleet}
 	l.h.stale = o.ApplyTimeout + 3*o.Poll
 	l.h.alive()
 	l.st = Status{Source: o.Source.String(), Mode: o.Mode, State: StateFailing, Leader: o.Identity}

@@ -225,7 +225,7 @@ func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 // long as the apply's ctx.
 func (l *Loop) apply(ctx, term context.Context, m *schema.Mesh) (rep *plan.ApplyReport, err error) {
 	defer l.recovered("apply", &err)
-	return plan.Apply(ctx, m, l.fleet, plan.ApplyOptions{
+	return plan.Apply(ctx, m, l.fleet(), plan.ApplyOptions{
 		Apply: apply.Options{
 			Prune: true, MaxDeletions: l.o.MaxDeletions, DryRun: l.o.Mode == Detect, Timeout: l.o.ApplyTimeout,
 		},

@@ -17,7 +17,7 @@ import (
 	"github.com/meshctl/meshctl/schema"
 )
 
-// One trust anchor for a fleet (issue 22 §2).
+// One trust anchor for a fleet.
 //
 // With clusters and the default identity (trust anchor and issuer
 // generated), meshctl makes one anchor for the whole fleet, once, in the
@@ -29,7 +29,7 @@ import (
 // The signer is whoever reaches the holder's store: the CLI, which reaches
 // every cluster it applies, and the reconcile loop that runs in the holder,
 // which reaches the other members' stores with a credential that may only
-// read and write that one Secret (drift/install). A member's own loop never
+// read and update that one Secret (generators/peers.go). A member's own loop never
 // signs: its webhook pairs rotate there, and its issuer is re-signed by the
 // holder's loop when the policy says it is due.
 
