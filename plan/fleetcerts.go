@@ -120,7 +120,8 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 	switch {
 	case f.local == "" && anchor != nil:
 		if len(clusters) != len(m.Clusters) {
-			return nil, fmt.Errorf("the fleet's trust anchor (kept in cluster %s) is rotated in every cluster at once, in lockstep: run without --cluster", holder)
+			// A --cluster that cannot be used here: a usage error.
+			return nil, noSuchCluster(fmt.Sprintf("the fleet's trust anchor (kept in cluster %s) is rotated in every cluster at once, in lockstep: run without --cluster", holder))
 		}
 		fallthrough
 	case f.local == holder:

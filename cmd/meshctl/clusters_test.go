@@ -685,9 +685,15 @@ links: [{from: "west", to: "east"}]
 	}
 	pod(start["west"].pem)
 
+	// One cluster alone cannot rotate the fleet's anchor.
+	code, out, errOut := runCLI("rotate", "trust-anchor", kc, "--cluster", "west", mesh)
+	if code != exitUsage || !strings.Contains(errOut, "rotated in every cluster at once, in lockstep: run without --cluster") {
+		t.Fatalf("rotate --cluster west: exit %d, want %d\n%s%s", code, exitUsage, out, errOut)
+	}
+
 	// 1. bundle: both clusters' roots hold the old and the new anchor;
 	// the issuers are unchanged.
-	code, out, errOut := runCLI("rotate", "trust-anchor", kc, mesh)
+	code, out, errOut = runCLI("rotate", "trust-anchor", kc, mesh)
 	if code != exitOK || !strings.Contains(out, "step bundle") {
 		t.Fatalf("step 1: exit %d\n%s%s", code, out, errOut)
 	}
