@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CUE     := $(or $(shell $(GO) env GOPATH),$(HOME)/go)/bin/cue
 
-.PHONY: all build test testbin nginx actionlint screenshot vet fmt-check golden-check bench fuzz cue-vet demo cluster clean
+.PHONY: all build test testbin nginx actionlint screenshot vet fmt-check golden-check bench fuzz fuzz-long cue-vet demo cluster clean
 
 all: build
 
@@ -77,11 +77,24 @@ bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figu
 # writer's invalid UTF-8 took seconds; an early exit from a field-set
 # iterator takes under one); what they find is kept as a seed in the
 # package's testdata/fuzz.
-fuzz: ## Fuzz the loader for a minute; the scan, the YAML writer and the in-sync check for 30 s each
+fuzz: ## Fuzz the loader for a minute; the scan, the YAML writer and the in-sync check for 30 s each; the patches and the offline diff for 20 s each
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 60s
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzScanSplit$$' -fuzztime 30s
 	$(GO) test ./generators -run '^$$' -fuzz '^FuzzFastYAML$$' -fuzztime 30s
 	$(GO) test ./apply -run '^$$' -fuzz '^FuzzInSync$$' -fuzztime 30s
+	$(GO) test ./generators -run '^$$' -fuzz '^FuzzPatches$$' -fuzztime 20s
+	$(GO) test ./plan -run '^$$' -fuzz '^FuzzOfflineMeanings$$' -fuzztime 20s
+
+# FUZZTIME per target: `make fuzz-long FUZZTIME=10m` for a shorter run.
+FUZZTIME ?= 1h
+fuzz-long: ## Fuzz every target for FUZZTIME (default an hour each): loader, scan, YAML writer, in-sync check, patches, offline diff, rollout statistics
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzScanSplit$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./generators -run '^$$' -fuzz '^FuzzFastYAML$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./apply -run '^$$' -fuzz '^FuzzInSync$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./generators -run '^$$' -fuzz '^FuzzPatches$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./plan -run '^$$' -fuzz '^FuzzOfflineMeanings$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rollout -run '^$$' -fuzz '^FuzzProbNotWorse$$' -fuzztime $(FUZZTIME)
 
 cue-vet: ## Vet the examples with the upstream cue command
 	$(GO) install cuelang.org/go/cmd/cue@v0.17.1
