@@ -488,11 +488,8 @@ var linkGVR = k8sschema.GroupVersionResource{Group: "multicluster.linkerd.io", V
 // the cluster it keeps; when they do not, the revision is refused with
 // what to run instead, and nothing is written.
 func TestLoopRefusesAMeshItDoesNotKeep(t *testing.T) {
+	// A fresh cluster: the loop makes the namespace its status goes in.
 	e := newEnv(t)
-	// Where the status is recorded, as install-reconciler makes it.
-	if _, err := e.cluster.Client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.client.Namespace()}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ name, mesh, cluster, want string }{
 		{"a fleet, and no --cluster", fleetMesh, "", "declares clusters (east, west): run one reconciler in each, with --cluster naming the cluster it runs in"},
 		{"a cluster the mesh does not declare", fleetMesh, "north", "--cluster north, but " + e.mesh + " declares no such cluster; its clusters are east, west"},

@@ -260,6 +260,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.log.Info("reconciler starting", "source", l.o.Source.String(), "mode", string(l.o.Mode),
 		"interval", l.o.Interval.String(), "leaderElect", l.o.LeaderElect, "identity", l.o.Identity)
 	if !l.o.LeaderElect {
+		// Where the status is recorded, even when the first revision does
+		// not render. A cluster that does not answer is reported by the
+		// first apply, in its own words.
+		_ = l.ensureNamespace(ctx)
 		return l.lead(ctx)
 	}
 	return l.elect(ctx)
@@ -335,8 +339,8 @@ func (l *Loop) elect(ctx context.Context) error {
 	return nil
 }
 
-// ensureNamespace creates the namespace of the Lease and the inventory
-// when it is missing (the first replica of a fresh cluster).
+// ensureNamespace creates the namespace of the Lease, the inventory and
+// the status when it is missing (the first replica of a fresh cluster).
 func (l *Loop) ensureNamespace(ctx context.Context) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: l.o.Client.Namespace()}}
 	_, err := l.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
