@@ -122,8 +122,10 @@ type Loop struct {
 	watch *watcher
 	queue workqueue.TypedRateLimitingInterface[Key]
 
-	local  *plan.Member // the loop's cluster
-	single *plan.Fleet  // a mesh without clusters: the loop's cluster, as the verbs take it
+	// local is the loop's cluster; own is the fleet that reaches it alone,
+	// made once (rollouts run on it at every poll).
+	local *plan.Member
+	own   *plan.Fleet
 
 	mu       sync.Mutex
 	mesh     *schema.Mesh // the revision loaded last
@@ -153,13 +155,14 @@ type desiredObject struct {
 	stage string
 }
 
-// fleet is the loop's cluster as the verbs take it: a fleet of one, or the
-// loop's cluster of a mesh with clusters, which reaches the others through
-// the Secrets meshctl apply stores. Those are read afresh for each verb, so
-// that a token or an address apply changed is used from the next one on.
+// fleet is the loop's cluster as the apply verb takes it: a fleet of one,
+// or the loop's cluster of a mesh with clusters, which reaches the others
+// through the Secrets meshctl apply stores. Those are read afresh for each
+// apply, so that a token or an address apply changed is used from the next
+// one on.
 func (l *Loop) fleet() *plan.Fleet {
-	if l.single != nil {
-		return l.single
+	if l.o.Cluster == "" {
+		return l.own
 	}
 	return plan.NewFleet(plan.PeerConnector(l.o.Cluster, l.o.Client, l.local)).In(l.o.Cluster)
 }
@@ -226,7 +229,9 @@ func New(o Options) (*Loop, error) {
 	local := &plan.Member{Client: o.Client, APIServer: cfg.Host, CAData: cfg.CAData, Source: o.ClientSource}
 	l := &Loop{o: o, log: o.Log, m: o.Metrics, kube: kube, dyn: dyn, served: make(chan struct{}), local: local}
 	if o.Cluster == "" {
-		l.single = plan.Single(local)
+		l.own = plan.Single(local)
+	} else {
+		l.own = plan.NewFleet(plan.PeerConnector(o.Cluster, o.Client, local)).In(o.Cluster)
 	}
 	l.h.stale = o.ApplyTimeout + 3*o.Poll
 	l.h.alive()

@@ -81,7 +81,7 @@ func (l *Loop) rollouts(ctx context.Context) {
 // runRollouts calls the verb; a panic is an error.
 func (l *Loop) runRollouts(ctx context.Context, m *schema.Mesh) (rep *plan.RolloutReport, err error) {
 	defer l.recovered("rollout", &err)
-	return plan.Rollouts(ctx, m, l.fleet(), plan.RolloutOptions{Cluster: l.o.Cluster, PrometheusURL: l.o.PrometheusURL})
+	return plan.Rollouts(ctx, m, l.own, plan.RolloutOptions{Cluster: l.o.Cluster, PrometheusURL: l.o.PrometheusURL})
 }
 
 func (l *Loop) setRolloutNext(t time.Time) {

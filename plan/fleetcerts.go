@@ -226,11 +226,13 @@ func (f *Fleet) signIssuers(ctx context.Context, m *schema.Mesh, clusters []stri
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w (nothing written): %s; a cluster that made its own anchor before it joined the fleet keeps it: to move it to the fleet's anchor, delete that secret and apply again (meshctl signs a new issuer), then restart its meshed pods, which trust only the old anchor until they do", ErrTrustRefused, strings.Join(problems, "; "))
 	}
-	if dryRun {
-		if co.created || anchor != nil {
-			out.issued[holder] = hb
-		}
-	} else {
+	// Something of the holder's store to write: made, rotated, given a
+	// webhook pair, or a rotation's step. Otherwise it was read once.
+	write := co.created || co.note != "" || len(co.rotated) > 0 || anchor != nil
+	switch {
+	case dryRun && write:
+		out.issued[holder] = hb
+	case write:
 		if co, err = certificates(ctx, m, Cluster{Client: hm.Client, Name: holder, Issued: hb, Anchor: anchor}); err != nil {
 			return nil, inCluster(holder, err)
 		}
