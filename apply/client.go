@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +24,7 @@ type Client struct {
 	rm        *ssa.ResourceManager
 	namespace string
 	host      string
+	http      *http.Client
 	// dryRuns counts the server dry-runs this client made.
 	dryRuns *atomic.Int64
 }
@@ -60,7 +62,7 @@ func New(cfg *rest.Config, namespace string) (*Client, error) {
 	poller := polling.NewStatusPoller(kube, mapper, polling.Options{})
 	rm := ssa.NewResourceManager(kube, poller, ssa.Owner{Field: FieldManager, Group: "meshctl.io"})
 	rm.SetConcurrency(8)
-	return &Client{kube: kube, disco: disco, rm: rm, namespace: namespace, host: cfg.Host, dryRuns: dryRuns}, nil
+	return &Client{kube: kube, disco: disco, rm: rm, namespace: namespace, host: cfg.Host, http: httpClient, dryRuns: dryRuns}, nil
 }
 
 // Ping asks the API server for its version, and returns an error only when
@@ -81,6 +83,13 @@ func (c *Client) Host() string { return c.host }
 
 // Namespace is where the inventory lives.
 func (c *Client) Namespace() string { return c.namespace }
+
+// HTTP is the client's authenticated HTTP client, for requests the typed
+// clients do not make: a Service's proxy subresource, say.
+func (c *Client) HTTP() *http.Client { return c.http }
+
+// ServerVersion is the API server's version, as /version gives it.
+func (c *Client) ServerVersion() (*version.Info, error) { return c.disco.ServerVersion() }
 
 // Kube is the underlying controller-runtime client.
 func (c *Client) Kube() client.Client { return c.kube }

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -612,4 +613,45 @@ func normalizeFloat(f float64) any {
 		return int64(f)
 	}
 	return f
+}
+
+// Drift is an object that differs from its live copy, and how.
+type Drift struct {
+	ID string `json:"id"`
+	// Reason is "missing", or the first field that differs.
+	Reason string `json:"reason"`
+}
+
+// Drifted compares each object of set with its live copy, by the
+// comparison Apply and Diff use to skip what is in sync (InSync, on the
+// payload apply would send), and returns those that differ. It sends no
+// dry-run: an object it names may still be one the server would leave as
+// it is (a field another manager co-owns with the same value), as Diff
+// then says.
+func (c *Client) Drifted(ctx context.Context, set Set, live LiveObjects) ([]Drift, error) {
+	objs := setObjects(set)
+	live, err := c.liveFor(ctx, live, objs)
+	if err != nil {
+		return nil, err
+	}
+	crds := SchemasOf(objs)
+	var out []Drift
+	for _, st := range set.Stages {
+		payload, err := c.prepare(ctx, st.Objects, live)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range payload {
+			l, ok := lookup(live, u)
+			switch {
+			case !ok || l == nil:
+				out = append(out, Drift{ID: ID(u), Reason: "missing"})
+			default:
+				if why := crds.NotInSync(u, l); why != "" {
+					out = append(out, Drift{ID: ID(u), Reason: why})
+				}
+			}
+		}
+	}
+	return out, nil
 }

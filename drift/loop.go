@@ -235,7 +235,7 @@ func New(o Options) (*Loop, error) {
 	}
 	l.h.stale = o.ApplyTimeout + 3*o.Poll
 	l.h.alive()
-	l.st = Status{Source: o.Source.String(), Mode: o.Mode, State: StateFailing, Leader: o.Identity}
+	l.st = Status{Source: o.Source.String(), Mode: string(o.Mode), State: StateFailing, Leader: o.Identity}
 	return l, nil
 }
 

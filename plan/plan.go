@@ -57,13 +57,13 @@ func Offline(m *schema.Mesh, version string) (apply.Set, error) {
 	return Stages(objs, version), nil
 }
 
-// Check renders the mesh in memory, for each of its clusters, with
+// CheckRenders renders the mesh in memory, for each of its clusters, with
 // throwaway certificates (so that patches on certificate-bearing objects
 // are checked too), and returns what keeps it from rendering: a patch that
 // matches nothing or does not apply, say. Commands call it before they
 // write anything, so that nothing is written on the strength of a mesh that
 // cannot render. The certificates are never stored or printed.
-func Check(m *schema.Mesh) error {
+func CheckRenders(m *schema.Mesh) error {
 	b, err := certs.Generate(generators.CertOptions(m, time.Now()))
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func Check(m *schema.Mesh) error {
 
 // Loader loads mesh files as every entry point reads them: validated by
 // the schema, with the services that validated before remembered
-// (schema.Loader), and checked to render (Check), so that nothing is
+// (schema.Loader), and checked to render (CheckRenders), so that nothing is
 // printed or written on the strength of a mesh that cannot.
 type Loader struct {
 	schema.Loader
@@ -95,7 +95,7 @@ type Loader struct {
 func (l *Loader) Load(path string) (*schema.Mesh, error) {
 	m, err := l.Loader.Load(path)
 	if err == nil {
-		err = Check(m)
+		err = CheckRenders(m)
 	}
 	if err != nil {
 		return nil, err

@@ -116,8 +116,8 @@ func (p *Prometheus) query(ctx context.Context, q string, t time.Time) ([]series
 			Result     []series `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("Prometheus at %s answered %s, not its API's JSON", p.URL, res.Status)
+	if err := json.Unmarshal(body, &r); err != nil || (r.Status != "success" && r.Status != "error") {
+		return nil, fmt.Errorf("Prometheus at %s answered %s, not its API's JSON%s", p.URL, res.Status, apiServerMessage(body))
 	}
 	if r.Status != "success" {
 		return nil, fmt.Errorf("Prometheus at %s: %s: %s", p.URL, r.ErrorType, r.Error)
@@ -134,6 +134,33 @@ func (p *Prometheus) query(ctx context.Context, q string, t time.Time) ([]series
 		r.Data.Result[i].value = v
 	}
 	return r.Data.Result, nil
+}
+
+// Sum runs an instant query now and sums the vector it returns; found is
+// false when the vector is empty.
+func (p *Prometheus) Sum(ctx context.Context, q string) (sum float64, found bool, err error) {
+	res, err := p.query(ctx, q, time.Now())
+	if err != nil {
+		return 0, false, err
+	}
+	for _, r := range res {
+		sum += r.value
+	}
+	return sum, len(res) > 0, nil
+}
+
+// apiServerMessage is the message of a Kubernetes Status in body: what the
+// API server said when its proxy could not reach Prometheus ("no endpoints
+// available for service"), as ": message", or "".
+func apiServerMessage(body []byte) string {
+	var st struct {
+		Kind    string `json:"kind"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &st) != nil || st.Kind != "Status" || st.Message == "" {
+		return ""
+	}
+	return ": " + st.Message
 }
 
 // unwrapURL drops net/url's "Post \"…\":" prefix: the caller names the

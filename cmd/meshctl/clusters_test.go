@@ -385,16 +385,7 @@ func TestFleetAnchor(t *testing.T) {
 	mesh := writeMesh(t, t.TempDir(), twoClusterMesh+`controlPlane: identity: trustAnchor: keyCluster: "east"
 links: [{from: "west", to: "east"}]
 `)
-	if _, err := east.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "booksapp"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	books := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: "booksapp"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 7002}}},
-	}
-	if _, err := east.Client.CoreV1().Services("booksapp").Create(ctx, books, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	exportedBooks(t, east)
 
 	// west made its own anchor before it joined the fleet: refused, and
 	// nothing written in either cluster.
@@ -546,6 +537,23 @@ links: [{from: "west", to: "east"}]
 		return c.Kind == "issuer" && c.KeyCluster == "east" && c.CanRotate
 	}) {
 		t.Errorf("status -o json --cluster west: %s", out)
+	}
+}
+
+// exportedBooks creates the Service twoClusterMesh exports from c (the
+// app's own manifests would): meshctl only labels it.
+func exportedBooks(t *testing.T, c *testcluster.Cluster) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "booksapp"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	books := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: "booksapp"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 7002}}},
+	}
+	if _, err := c.Client.CoreV1().Services("booksapp").Create(ctx, books, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -751,5 +759,70 @@ links: [{from: "west", to: "east"}]
 	}
 	if code, out, errOut = runCLI("diff", kc, mesh); code != diffSame {
 		t.Fatalf("diff after the rotation: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestCheckFleet: meshctl check on a two-cluster mesh with a gateway link
+// passes in both clusters, each line prefixed with its cluster; a link
+// whose token the target revoked is found in the link's source under
+// l5d-smc-target-clusters-access, exit 1, in text and in JSON; and meshctl
+// apply, which reads the target's new token, repairs it.
+func TestCheckFleet(t *testing.T) {
+	_, east, kubeconfig := twoClusters(t)
+	ctx := context.Background()
+	kc := "--kubeconfig=" + kubeconfig
+	mesh := writeMesh(t, t.TempDir(), twoClusterMesh+`controlPlane: identity: trustAnchor: keyCluster: "east"
+links: [{from: "west", to: "east"}]
+`)
+	exportedBooks(t, east)
+	applyFleet(t, east, kc, mesh)
+	code, out, errOut := runCLI("check", kc, mesh)
+	if code != checkPassed {
+		t.Fatalf("check of the healthy fleet: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"[west] √ remote cluster access credentials are valid",
+		"[west] √ clusters share trust anchors",
+		"[east] √ multicluster gateway has an address",
+		"[east] √ issuer cert is valid for at least 60 days",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("check does not say %q:\n%s", want, out)
+		}
+	}
+
+	// The target revokes the token: its Secret goes.
+	if err := east.Client.CoreV1().Secrets("linkerd-multicluster").Delete(ctx, "linkerd-service-mirror-remote-access-default-token", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Success bool `json:"success"`
+		Results []struct {
+			Cluster, ID, Status, Message, Hint string
+		} `json:"results"`
+	}
+	found := false
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		code, out, errOut = runCLI("check", kc, "-o", "json", mesh)
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			return false, fmt.Errorf("check -o json: %v\n%s%s", err, out, errOut)
+		}
+		for _, r := range got.Results {
+			if r.Cluster == "west" && r.ID == "l5d-smc-target-clusters-access" && r.Status == "error" {
+				found = strings.Contains(r.Message, "link to east: its credentials do not authenticate at https://127.0.0.1:") &&
+					r.Hint == "https://linkerd.io/2/checks/#l5d-smc-target-clusters-access"
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil || !found || code != checkFailed || got.Success {
+		t.Fatalf("a revoked link token: exit %d, found %v, %v\n%s%s", code, found, err, out, errOut)
+	}
+	if code, out, errOut := runCLI("apply", kc, mesh); code != exitOK {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI("check", kc, mesh); code != checkPassed {
+		t.Fatalf("check after the repair: exit %d\n%s%s", code, out, errOut)
 	}
 }

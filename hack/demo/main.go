@@ -76,6 +76,11 @@ func run(meshctl, mesh string) error {
 		fmt.Printf("    %-26s %d/%d available\n", d.Name, d.Status.AvailableReplicas, d.Status.Replicas)
 	}
 
+	step("meshctl check %s: linkerd check's checks, measured against mesh.cue", mesh)
+	if code := sh(meshctl, "check", kc, mesh); code != 0 {
+		return fmt.Errorf("meshctl check exited %d, want 0", code)
+	}
+
 	step("Changing linkerd-identity's log level behind meshctl's back (as kubectl edit would)")
 	d, err := c.Client.AppsV1().Deployments("linkerd").Get(ctx, "linkerd-identity", metav1.GetOptions{})
 	if err != nil {
