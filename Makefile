@@ -67,12 +67,13 @@ golden-check:
 # Go's default. MESHCTL_BEFORE=path/to/old/meshctl adds an older
 # build to BenchmarkBuildProcess.
 bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figures go in BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift|BenchmarkRollouts|BenchmarkFleet)$$' -benchmem -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift|BenchmarkRollouts|BenchmarkFleet|BenchmarkCheck)$$' -benchmem -timeout 60m ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./plan
 	$(GO) test -run '^$$' -bench '^BenchmarkDrift$$' -benchtime 1x -timeout 60m ./drift
 	$(GO) test -run '^$$' -bench '^BenchmarkBuildProcess$$' -benchtime 1x -timeout 60m ./generators
 	$(GO) test -run '^$$' -bench '^BenchmarkRollouts$$' -benchtime 3x -timeout 60m ./plan
 	$(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 30m ./plan
+	$(GO) test -run '^$$' -bench '^BenchmarkCheck$$' -benchtime 1x -timeout 20m ./plan
 
 # Each target runs long enough to find what it has found before (the YAML
 # writer's invalid UTF-8 took seconds; an early exit from a field-set

@@ -297,9 +297,6 @@ func checkPrometheus(ctx context.Context, e *checkEnv) verdict {
 // checkSplitEndpoints checks that every backend a split sends traffic to
 // has ready endpoints: traffic to one without fails.
 func checkSplitEndpoints(ctx context.Context, e *checkEnv) verdict {
-	if len(e.m.Clusters) > 0 && e.name == "" {
-		return pass("")
-	}
 	var out []string
 	for _, key := range slices.Sorted(maps.Keys(e.m.Services)) {
 		svc := e.m.Services[key]
@@ -409,7 +406,7 @@ func multiclusterChecks(applies func(e *checkEnv) bool) []checkDef {
 			}
 			return pass("")
 		}),
-		mc("l5d-multicluster-service-mirror-running", "service mirror controllers are running", checkWorkloadsReady("mesh-config", multiclusterNamespace)),
+		mc("l5d-multicluster-service-mirror-running", "service mirror controllers are running", checkWorkloadsReady("extensions", multiclusterNamespace, "controller-")),
 		mc("meshctl-multicluster-gateway-address", "multicluster gateway has an address", checkGatewayAddress),
 	}
 }

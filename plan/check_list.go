@@ -56,7 +56,7 @@ func checkList() []checkDef {
 			return u.GetKind() == "ServiceAccount" && u.GetName() == "linkerd-heartbeat"
 		})},
 		checkDef{category: "linkerd-existence", id: "l5d-existence-unschedulable-pods", name: "no unschedulable pods", upstream: true, run: checkUnschedulable(linkerdNamespace)},
-		checkDef{category: "linkerd-existence", id: "l5d-api-control-ready", name: "control plane pods are ready", upstream: true, run: checkWorkloadsReady("control-plane", linkerdNamespace)},
+		checkDef{category: "linkerd-existence", id: "l5d-api-control-ready", name: "control plane pods are ready", upstream: true, run: checkWorkloadsReady("control-plane", linkerdNamespace, "")},
 		checkDef{category: "linkerd-existence", id: "l5d-cluster-networks-cidr", name: "cluster networks contains all node podCIDRs", upstream: true, run: checkClusterNetworks},
 		checkDef{category: "linkerd-config", id: "l5d-existence-ns", name: "control plane Namespace exists", upstream: true, run: exists("", func(u *unstructured.Unstructured) bool {
 			return u.GetKind() == "Namespace" && u.GetName() == linkerdNamespace
@@ -97,7 +97,7 @@ func checkList() []checkDef {
 	}
 	list = append(list,
 		checkDef{category: "linkerd-viz", id: "l5d-tap-api", name: "tap API service is running", upstream: true, applies: viz, run: checkTapAPI},
-		checkDef{category: "linkerd-viz", id: "l5d-viz-pods-running", name: "viz extension pods are running", upstream: true, applies: viz, run: checkWorkloadsReady("extensions", vizNamespace)},
+		checkDef{category: "linkerd-viz", id: "l5d-viz-pods-running", name: "viz extension pods are running", upstream: true, applies: viz, run: checkWorkloadsReady("extensions", vizNamespace, "")},
 		checkDef{category: "linkerd-viz", id: "l5d-viz-prometheus", name: "prometheus is installed and configured correctly", upstream: true, applies: viz, run: checkPrometheus},
 	)
 	list = append(list, multiclusterChecks(multicluster)...)
@@ -157,13 +157,14 @@ func checkUnschedulable(namespace string) func(ctx context.Context, e *checkEnv)
 }
 
 // checkWorkloadsReady checks that each Deployment, StatefulSet and
-// DaemonSet the render holds in namespace has its pods available: as many
+// DaemonSet the render holds in namespace (whose name starts with prefix)
+// has its pods available: as many
 // as mesh.cue asks for, not as many as the live object asks for, so that a
 // control plane scaled to 0 out of band fails.
-func checkWorkloadsReady(stage, namespace string) func(ctx context.Context, e *checkEnv) verdict {
+func checkWorkloadsReady(stage, namespace, prefix string) func(ctx context.Context, e *checkEnv) verdict {
 	return func(ctx context.Context, e *checkEnv) verdict {
 		out, err := e.problems(ctx, stage, func(u *unstructured.Unstructured) bool {
-			return u.GetNamespace() == namespace && slices.Contains([]string{"Deployment", "StatefulSet", "DaemonSet"}, u.GetKind())
+			return u.GetNamespace() == namespace && strings.HasPrefix(u.GetName(), prefix) && slices.Contains([]string{"Deployment", "StatefulSet", "DaemonSet"}, u.GetKind())
 		}, func(u, l *unstructured.Unstructured) []string {
 			if l == nil {
 				return missing(u, l)

@@ -10,11 +10,13 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshctl/meshctl/apply"
@@ -131,17 +133,19 @@ func TestCheckNamesBrokenStates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, name := range []string{"books-v1", "books-v2"} {
+	endpoints := func(name, ip string) {
 		slice := &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.51.100." + string(rune('1'+i))}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 			Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(int32(8080))}},
 		}
 		if _, err := cs.DiscoveryV1().EndpointSlices("booksapp").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	endpoints("books-v1", "198.51.100.1")
+	endpoints("books-v2", "198.51.100.2")
 	roots, err := cs.CoreV1().ConfigMaps("linkerd").Get(ctx, "linkerd-identity-trust-roots", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +250,28 @@ func TestCheckNamesBrokenStates(t *testing.T) {
 		opts: &plan.CheckOptions{Version: "test"},
 		id:   "l5d-viz-prometheus", status: plan.CheckWarning, says: []string{"/api/v1/namespaces/linkerd-viz/services/http:prometheus:9090/proxy", `no endpoints available for service "prometheus"`},
 		repaired: func() {},
+	}, {
+		name: "a split backend without endpoints", broken: func() {
+			if err := cs.DiscoveryV1().EndpointSlices("booksapp").Delete(ctx, "books-v2", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		id: "meshctl-split-endpoints", status: plan.CheckError, says: []string{"service booksapp/books sends 10% to booksapp/books-v2, which has no ready endpoints"},
+		repaired: func() { endpoints("books-v2", "198.51.100.2") },
+	}, {
+		name: "a reconcile loop that fails", broken: func() {
+			rec := `{"source":"mesh.cue","mode":"correct","revision":"abc123","state":"failing","lastError":"applying: connection refused\nmore","objects":3}`
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: plan.LoopRecordName}, Data: map[string]string{plan.LoopRecordKey: rec}}
+			if _, err := cs.CoreV1().ConfigMaps(apply.DefaultNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		id: "meshctl-reconciler", status: plan.CheckError, says: []string{"the loop is failing: applying: connection refused"},
+		repaired: func() {
+			if err := cs.CoreV1().ConfigMaps(apply.DefaultNamespace).Delete(ctx, plan.LoopRecordName, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		},
 	}, {
 		name: "an out-of-band edit", broken: func() {
 			patch := []byte(`{"data":{"values":"edited: by hand\n"}}`)
@@ -462,5 +488,68 @@ func taintedNode(t *testing.T, ctx context.Context, cluster *testcluster.Cluster
 	}
 	if _, err := cluster.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCheckPre: before the first apply, --pre asks the server, as the
+// caller, whether it may create and patch what apply writes, and whether
+// the server serves every kind the render holds. An admin may; a user who
+// may only read is told what it may not do, where; a kind the server does
+// not serve (policy/v1 turned off, for HA's PodDisruptionBudgets) is named.
+func TestCheckPre(t *testing.T) {
+	cluster := testcluster.StartForTest(t, testcluster.Options{APIServerFlags: []string{"--runtime-config=policy/v1=false"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	m := mustLoadSource(t, "mesh.cue", "controlPlane: ha: true\n")
+	check := func(cfg *rest.Config) *plan.CheckReport {
+		t.Helper()
+		c, err := apply.New(cfg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := plan.Check(ctx, m, plan.Single(&plan.Member{Client: c}), plan.CheckOptions{Version: "test", Pre: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	admin := check(cluster.Config)
+	var categories []string
+	for _, r := range admin.Results {
+		if !slices.Contains(categories, r.Category) {
+			categories = append(categories, r.Category)
+		}
+	}
+	if want := []string{"kubernetes-api", "kubernetes-version", "pre-kubernetes-setup"}; !slices.Equal(categories, want) {
+		t.Errorf("--pre ran %q, want %q", categories, want)
+	}
+	if got, want := notOK(admin), []string{"meshctl-pre-served-kinds: error: policy/v1 PodDisruptionBudget is not served"}; !slices.Equal(got, want) {
+		t.Errorf("an admin: %q, want %q", got, want)
+	}
+
+	// A user who may read everything and write nothing.
+	reader := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "read-all"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch"}}}}
+	if _, err := cluster.Client.RbacV1().ClusterRoles().Create(ctx, reader, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-reads"}, RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "read-all"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "alice"}}}
+	if _, err := cluster.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	alice := rest.CopyConfig(cluster.Config)
+	alice.Impersonate = rest.ImpersonationConfig{UserName: "alice"}
+	rep := check(alice)
+	for id, says := range map[string]string{
+		"pre-k8s-cluster-k8s":     "may not create customresourcedefinitions.apiextensions.k8s.io cluster-wide",
+		"pre-k8s-serviceaccounts": "may not create serviceaccounts in namespace linkerd; may not patch serviceaccounts in namespace linkerd",
+		"pre-k8s-cronjobs":        "may not create cronjobs.batch in namespace linkerd",
+		"pre-k8s-secrets":         "may not create secrets in namespace linkerd",
+		"meshctl-pre-other-kinds": "may not create roles.rbac.authorization.k8s.io in namespace linkerd",
+	} {
+		got := result(t, rep, id)
+		if got.Status != plan.CheckError || !strings.Contains(got.Message, says) {
+			t.Errorf("alice, %s: %s %q, want an error saying %q", id, got.Status, got.Message, says)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -768,7 +769,7 @@ links: [{from: "west", to: "east"}]
 // l5d-smc-target-clusters-access, exit 1, in text and in JSON; and meshctl
 // apply, which reads the target's new token, repairs it.
 func TestCheckFleet(t *testing.T) {
-	_, east, kubeconfig := twoClusters(t)
+	west, east, kubeconfig := twoClusters(t)
 	ctx := context.Background()
 	kc := "--kubeconfig=" + kubeconfig
 	mesh := writeMesh(t, t.TempDir(), twoClusterMesh+`controlPlane: identity: trustAnchor: keyCluster: "east"
@@ -791,8 +792,13 @@ links: [{from: "west", to: "east"}]
 		}
 	}
 
-	// The target revokes the token: its Secret goes.
+	// The target revokes the token: its Secret goes. And the link's
+	// service mirror is scaled to 0.
 	if err := east.Client.CoreV1().Secrets("linkerd-multicluster").Delete(ctx, "linkerd-service-mirror-remote-access-default-token", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "controller-east", Namespace: "linkerd-multicluster"}, Spec: autoscalingv1.ScaleSpec{Replicas: 0}}
+	if _, err := west.Client.AppsV1().Deployments("linkerd-multicluster").UpdateScale(ctx, "controller-east", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -801,23 +807,25 @@ links: [{from: "west", to: "east"}]
 			Cluster, ID, Status, Message, Hint string
 		} `json:"results"`
 	}
-	found := false
+	found, mirror := false, false
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		code, out, errOut = runCLI("check", kc, "-o", "json", mesh)
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			return false, fmt.Errorf("check -o json: %v\n%s%s", err, out, errOut)
 		}
 		for _, r := range got.Results {
-			if r.Cluster == "west" && r.ID == "l5d-smc-target-clusters-access" && r.Status == "error" {
+			switch {
+			case r.Cluster == "west" && r.ID == "l5d-smc-target-clusters-access" && r.Status == "error":
 				found = strings.Contains(r.Message, "link to east: its credentials do not authenticate at https://127.0.0.1:") &&
 					r.Hint == "https://linkerd.io/2/checks/#l5d-smc-target-clusters-access"
-				return true, nil
+			case r.Cluster == "west" && r.ID == "l5d-multicluster-service-mirror-running" && r.Status == "error":
+				mirror = strings.Contains(r.Message, "Deployment/linkerd-multicluster/controller-east: 0 of 1 replicas available")
 			}
 		}
-		return false, nil
+		return found && mirror, nil
 	})
-	if err != nil || !found || code != checkFailed || got.Success {
-		t.Fatalf("a revoked link token: exit %d, found %v, %v\n%s%s", code, found, err, out, errOut)
+	if err != nil || code != checkFailed || got.Success {
+		t.Fatalf("a revoked link token (found %v) and a stopped service mirror (found %v): exit %d, %v\n%s%s", found, mirror, code, err, out, errOut)
 	}
 	if code, out, errOut := runCLI("apply", kc, mesh); code != exitOK {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
