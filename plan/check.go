@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -142,18 +141,10 @@ func checkOnce(ctx context.Context, m *schema.Mesh, f *Fleet, o CheckOptions) (*
 		return nil, err
 	}
 	// The fleet's signing step as diff takes it: in memory, so that the
-	// render each cluster is compared with is what apply would write.
-	sig, _, err := f.trustStep(ctx, m, order, true, nil)
-	trustErr := err
-	var unreachable *UnreachableError
-	switch {
-	case errors.As(err, &unreachable):
-		sig = nil
-	case errors.Is(err, ErrTrustRefused):
-		sig = nil
-	case err != nil:
-		return nil, err
-	}
+	// render each cluster is compared with is what apply would write. What
+	// keeps it from being taken (a refusal, a cluster that cannot be read)
+	// is the trust check's to report; the other checks go on.
+	sig, _, trustErr := f.trustStep(ctx, m, order, true, nil)
 	rep := &CheckReport{Results: []CheckResult{}}
 	for _, name := range order {
 		e := &checkEnv{m: m, f: f, name: name, o: o, sig: sig, now: time.Now()}
@@ -178,11 +169,7 @@ type CheckInfo struct {
 func CheckCatalog() []CheckInfo {
 	var out []CheckInfo
 	for _, d := range append([]checkDef{checkClient, checkAPI}, checkList()...) {
-		info := CheckInfo{Category: d.category, ID: d.id, Name: d.name}
-		if d.upstream || d.anchor != "" {
-			info.Hint = HintBase + cmp.Or(d.anchor, d.id)
-		}
-		out = append(out, info)
+		out = append(out, CheckInfo{Category: d.category, ID: d.id, Name: d.name, Hint: d.hint()})
 	}
 	return out
 }

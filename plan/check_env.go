@@ -92,6 +92,9 @@ type checkEnv struct {
 	nodesDone bool
 	nodes     []corev1.Node
 	nodesErr  error
+
+	// podsIn holds the pods of each namespace listed whole ("" for all).
+	podsIn map[string][]corev1.Pod
 }
 
 // run runs every check that applies to the cluster, in order. reached is
@@ -101,9 +104,7 @@ func (e *checkEnv) run(ctx context.Context) (out []CheckResult, reached bool) {
 		r := CheckResult{Cluster: e.name, Category: d.category, Name: d.name, ID: d.id, Status: v.status, Message: v.msg}
 		if v.status != CheckOK {
 			r.Next = v.next
-			if d.upstream || d.anchor != "" {
-				r.Hint = HintBase + cmp.Or(d.anchor, d.id)
-			}
+			r.Hint = d.hint()
 		}
 		out = append(out, r)
 	}
@@ -131,6 +132,14 @@ func (e *checkEnv) run(ctx context.Context) (out []CheckResult, reached bool) {
 		add(d, d.run(ctx, e))
 	}
 	return out, true
+}
+
+// hint is upstream's page on the check, "" for meshctl's own.
+func (d checkDef) hint() string {
+	if !d.upstream {
+		return ""
+	}
+	return HintBase + cmp.Or(d.anchor, d.id)
 }
 
 // pre reports a check that runs only under --pre.
@@ -169,8 +178,12 @@ func (e *checkEnv) nodeList(ctx context.Context) ([]corev1.Node, error) {
 	return e.nodes, e.nodesErr
 }
 
-// pods lists the pods in namespace ("" for every namespace).
+// pods lists the pods in namespace ("" for every namespace) that have
+// labels; a namespace's whole list is read once.
 func (e *checkEnv) pods(ctx context.Context, namespace string, labels client.MatchingLabels) ([]corev1.Pod, error) {
+	if pods, ok := e.podsIn[namespace]; ok && labels == nil {
+		return pods, nil
+	}
 	l := &corev1.PodList{}
 	opts := []client.ListOption{client.InNamespace(namespace)}
 	if labels != nil {
@@ -178,6 +191,12 @@ func (e *checkEnv) pods(ctx context.Context, namespace string, labels client.Mat
 	}
 	if err := e.mem.Client.Kube().List(ctx, l, opts...); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	if labels == nil {
+		if e.podsIn == nil {
+			e.podsIn = map[string][]corev1.Pod{}
+		}
+		e.podsIn[namespace] = l.Items
 	}
 	return l.Items, nil
 }

@@ -295,11 +295,21 @@ func checkPrometheus(ctx context.Context, e *checkEnv) verdict {
 }
 
 // checkSplitEndpoints checks that every backend a split sends traffic to
-// has ready endpoints: traffic to one without fails.
+// has ready endpoints: traffic to one without fails. A rollout's weights
+// are its stored state's, as the render carries them.
 func checkSplitEndpoints(ctx context.Context, e *checkEnv) verdict {
+	p, err := e.prepared(ctx)
+	if err != nil {
+		return unread(err)
+	}
+	states := map[string]rollout.State{}
+	for _, s := range p.report.Rollouts {
+		states[s.Service] = s
+	}
+	m := withRolloutWeights(e.m, states)
 	var out []string
-	for _, key := range slices.Sorted(maps.Keys(e.m.Services)) {
-		svc := e.m.Services[key]
+	for _, key := range slices.Sorted(maps.Keys(m.Services)) {
+		svc := m.Services[key]
 		ns, _, _ := strings.Cut(key, "/")
 		for _, backend := range slices.Sorted(maps.Keys(svc.Split)) {
 			if svc.Split[backend] == 0 {

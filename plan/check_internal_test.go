@@ -63,3 +63,28 @@ links: [{from: "west", to: "east"}]
 		}
 	}
 }
+
+func TestProxyBehind(t *testing.T) {
+	for _, tc := range []struct {
+		proxy, pinned string
+		want          int
+	}{
+		{"edge-25.10.7", "edge-25.10.7", 0},
+		{"edge-25.11.1", "edge-25.10.7", 0}, // newer than pinned: not behind
+		{"edge-25.9.2", "edge-25.10.7", 1},  // an edge between 2.18 and 2.19
+		{"edge-25.4.4", "edge-25.10.7", 1},  // 2.18
+		{"edge-25.4.3", "edge-25.10.7", 2},  // before 2.18: 2.17's line
+		{"edge-24.11.8", "edge-25.10.7", 2}, // 2.17
+		{"stable-2.18.2", "edge-25.10.7", 1},
+		{"enterprise-2.17.1", "edge-25.10.7", 2},
+		{"stable-2.11.4", "edge-25.10.7", 2},
+		{"version-2.19", "edge-25.10.7", 0},
+		{"dev-0a1b2c3d", "edge-25.10.7", 0}, // nothing to place it by
+		{"edge-25.10.7", "stable-2.19.0", 0},
+		{"edge-25.4.4", "stable-2.19.0", 1},
+	} {
+		if got := proxyBehind(tc.proxy, tc.pinned); got != tc.want {
+			t.Errorf("proxyBehind(%q, %q) = %d, want %d", tc.proxy, tc.pinned, got, tc.want)
+		}
+	}
+}

@@ -85,21 +85,8 @@ func checkList() []checkDef {
 		checkDef{category: "linkerd-identity-data-plane", id: "l5d-identity-data-plane-proxies-certs-match-ca", name: "data plane proxies certificate match CA", upstream: true, applies: dataPlane, run: checkTrustRoots},
 		checkDef{category: "linkerd-ha-checks", id: "l5d-control-plane-replicas", name: "multiple replicas of control plane pods", upstream: true, applies: ha, run: checkReplicas},
 		checkDef{category: "linkerd-ha-checks", id: "meshctl-ha-placement", name: "nodes and zones enough for the control plane's anti-affinity", applies: ha, run: checkPlacement},
-		checkDef{category: "linkerd-viz", id: "l5d-viz-ns-exists", name: "linkerd-viz Namespace exists", upstream: true, applies: viz, run: exists("", func(u *unstructured.Unstructured) bool {
-			return u.GetKind() == "Namespace" && u.GetName() == vizNamespace
-		})},
-		checkDef{category: "linkerd-viz", id: "l5d-viz-cr-exists", name: "linkerd-viz ClusterRoles exist", upstream: true, applies: viz, run: exists("extensions", vizKind("ClusterRole"))},
-		checkDef{category: "linkerd-viz", id: "l5d-viz-crb-exists", name: "linkerd-viz ClusterRoleBindings exist", upstream: true, applies: viz, run: exists("extensions", vizKind("ClusterRoleBinding"))},
 	)
-	for _, d := range webhookChecks("linkerd-viz", vizNamespace) {
-		d.applies = viz
-		list = append(list, d)
-	}
-	list = append(list,
-		checkDef{category: "linkerd-viz", id: "l5d-tap-api", name: "tap API service is running", upstream: true, applies: viz, run: checkTapAPI},
-		checkDef{category: "linkerd-viz", id: "l5d-viz-pods-running", name: "viz extension pods are running", upstream: true, applies: viz, run: checkWorkloadsReady("extensions", vizNamespace, "")},
-		checkDef{category: "linkerd-viz", id: "l5d-viz-prometheus", name: "prometheus is installed and configured correctly", upstream: true, applies: viz, run: checkPrometheus},
-	)
+	list = append(list, vizChecks(viz)...)
 	list = append(list, multiclusterChecks(multicluster)...)
 	list = append(list,
 		checkDef{category: "gateway-api", id: "meshctl-gateway-api-crds", name: "Gateway API CRDs are those Linkerd 2.19 needs", run: checkGatewayAPI},
@@ -316,4 +303,27 @@ func untolerated(n corev1.Node, tolerations []corev1.Toleration) string {
 		}
 	}
 	return ""
+}
+
+// vizChecks are linkerd-viz's, which run when applies says.
+func vizChecks(applies func(e *checkEnv) bool) []checkDef {
+	viz := func(id, name string, run func(ctx context.Context, e *checkEnv) verdict) checkDef {
+		return checkDef{category: "linkerd-viz", id: id, name: name, upstream: true, applies: applies, run: run}
+	}
+	list := []checkDef{
+		viz("l5d-viz-ns-exists", "linkerd-viz Namespace exists", exists("", func(u *unstructured.Unstructured) bool {
+			return u.GetKind() == "Namespace" && u.GetName() == vizNamespace
+		})),
+		viz("l5d-viz-cr-exists", "linkerd-viz ClusterRoles exist", exists("extensions", vizKind("ClusterRole"))),
+		viz("l5d-viz-crb-exists", "linkerd-viz ClusterRoleBindings exist", exists("extensions", vizKind("ClusterRoleBinding"))),
+	}
+	for _, d := range webhookChecks("linkerd-viz", vizNamespace) {
+		d.applies = applies
+		list = append(list, d)
+	}
+	return append(list,
+		viz("l5d-tap-api", "tap API service is running", checkTapAPI),
+		viz("l5d-viz-pods-running", "viz extension pods are running", checkWorkloadsReady("extensions", vizNamespace, "")),
+		viz("l5d-viz-prometheus", "prometheus is installed and configured correctly", checkPrometheus),
+	)
 }
