@@ -553,3 +553,42 @@ func TestCheckPre(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPassesHealthyMeshes: the default mesh and the HA mesh pass
+// every check, with no warning, and so do the transitions between them (HA
+// on, then off): the checks measure the cluster against the mesh.cue of
+// the moment, not against what was applied before it.
+func TestCheckPassesHealthyMeshes(t *testing.T) {
+	cluster := testcluster.StartForTest(t, testcluster.Options{Full: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := apply.New(cluster.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := plan.Single(&plan.Member{Client: c})
+	for _, step := range []struct{ name, src string }{
+		{"default", "{}\n"},
+		{"HA on", "controlPlane: ha: true\n"},
+		{"HA off", "{}\n"},
+	} {
+		m := mustLoadSource(t, "mesh.cue", step.src)
+		if _, err := plan.Apply(ctx, m, f, plan.ApplyOptions{Version: "test", Apply: apply.Options{Wait: true, Timeout: 3 * time.Minute, Prune: true}}); err != nil {
+			t.Fatalf("%s: apply: %v", step.name, err)
+		}
+		var rep *plan.CheckReport
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			if rep, err = plan.Check(ctx, m, f, plan.CheckOptions{Version: "test", DataPlane: true}); err != nil {
+				return false, err
+			}
+			return len(notOK(rep)) == 0, nil
+		})
+		if err != nil {
+			t.Fatalf("%s: the checks that did not pass (%v):\n%s", step.name, err, strings.Join(notOK(rep), "\n"))
+		}
+		ha := slices.ContainsFunc(rep.Results, func(r plan.CheckResult) bool { return r.Category == "linkerd-ha-checks" })
+		if ha != (step.name == "HA on") {
+			t.Errorf("%s: linkerd-ha-checks ran: %v", step.name, ha)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func TestHelpHasExamples(t *testing.T) {
 			t.Errorf("%s --help: exit %d, output %q", c.Name(), code, out)
 		}
 	}
-	want := []string{"apply", "build", "completion", "diff", "help", "install-reconciler", "reconcile", "rollout", "rotate", "status", "version", "vet"}
+	want := []string{"apply", "build", "check", "completion", "diff", "help", "install-reconciler", "reconcile", "rollout", "rotate", "status", "version", "vet"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}
