@@ -160,7 +160,7 @@ func (e *checkEnv) certNotice(ctx context.Context, kind certs.Kind, name string)
 		return unread(err)
 	}
 	for _, r := range p.report.Rotated {
-		if r.Kind == kind && (kind != certs.KindWebhook || r.Name == name) && r.Cluster == "" {
+		if r.Kind == kind && (kind != certs.KindWebhook || r.Name == name) && (r.Cluster == "" || r.Cluster == e.name) {
 			return warn(fmt.Sprintf("%s expires %s: the rotation policy has it due, and the next meshctl apply (or the reconcile loop) replaces it", CertificateID(kind, name, ""), stamp(r.Expiring)),
 				"meshctl apply (meshctl diff shows the new certificate's expiry)")
 		}
@@ -179,10 +179,10 @@ func (e *checkEnv) certNotice(ctx context.Context, kind certs.Kind, name string)
 		switch at := e.rotatesAt(ctx, s); {
 		case !at.IsZero():
 			msg += "; the rotation policy replaces it from " + stamp(at)
-		case s.Kind == certs.KindTrustAnchor && s.CanRotate:
-			msg += "; meshctl replaces it only when asked (meshctl rotate trust-anchor)"
 		case s.Kind == certs.KindTrustAnchor && s.KeyCluster != "":
 			msg += "; its key is in cluster " + s.KeyCluster + " (meshctl rotate trust-anchor rotates it in every cluster)"
+		case s.Kind == certs.KindTrustAnchor && s.CanRotate:
+			msg += "; meshctl replaces it only when asked (meshctl rotate trust-anchor)"
 		default:
 			msg += "; meshctl cannot replace it: the tool that made it must"
 		}
