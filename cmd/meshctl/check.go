@@ -54,7 +54,8 @@ serves. --data-plane checks every meshed pod too: its proxy's version
 against the pinned release (one release behind warns, more fails;
 Completed pods are skipped) and its trust roots against the current ones
 (the pods to restart after a trust-anchor rotation's first step).
---wait runs the failing checks again until they pass or the time is up.
+--wait runs the checks again every 2 seconds while any fails, saying which
+on stderr, until none fails or the time is up.
 
 The cluster is chosen with kubectl's flags; when mesh.cue declares
 clusters, every cluster is checked through its context (--cluster NAME
@@ -92,7 +93,7 @@ func runCheck(path string, f *checkFlags, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if f.wait < 0 {
-		fmt.Fprintln(stderr, "meshctl check: --wait takes a positive duration")
+		fmt.Fprintln(stderr, "meshctl check: --wait takes a duration of 0 (check once) or more")
 		return exitUsage
 	}
 	m, ok := loadMesh(path, stderr)
