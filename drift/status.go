@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/meshctl/meshctl/plan"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshctl/meshctl/internal/ident"
+	"github.com/meshctl/meshctl/plan"
 )
 
 // StatusName is the ConfigMap, beside the inventory, where the loop records

@@ -147,8 +147,7 @@ func checkOnce(ctx context.Context, m *schema.Mesh, f *Fleet, o CheckOptions) (*
 	sig, _, trustErr := f.trustStep(ctx, m, order, true, nil)
 	rep := &CheckReport{Results: []CheckResult{}}
 	for _, name := range order {
-		e := &checkEnv{m: m, f: f, name: name, o: o, sig: sig, now: time.Now()}
-		e.trustErr = trustErr
+		e := &checkEnv{m: m, f: f, name: name, o: o, sig: sig, trustErr: trustErr, now: time.Now()}
 		results, reached := e.run(ctx)
 		rep.Results = append(rep.Results, results...)
 		if !reached {

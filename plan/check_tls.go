@@ -171,12 +171,15 @@ func (e *checkEnv) certNotice(ctx context.Context, kind certs.Kind, name string)
 		if s.Kind != kind || (name != "" && s.Name != name) || s.Err != "" {
 			continue
 		}
-		if s.Expiring {
+		// Within 60 days is upstream's warning; meshctl's is only for what
+		// its policy will not replace.
+		at := e.rotatesAt(ctx, s)
+		if s.Expiring && at.IsZero() {
 			status = CheckWarning
 			continue
 		}
 		msg := fmt.Sprintf("%s expires %s", CertificateID(kind, s.Name, s.Subject), stamp(s.NotAfter))
-		switch at := e.rotatesAt(ctx, s); {
+		switch {
 		case !at.IsZero():
 			msg += "; the rotation policy replaces it from " + stamp(at)
 		case s.Kind == certs.KindTrustAnchor && s.KeyCluster != "":
