@@ -608,25 +608,138 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	e.metricAtLeast(b.loop.MetricsAddr, "meshctl_drift_corrections_total", 1)
 }
 
-func TestLoopRecoversFromAnAPIServerRestart(t *testing.T) {
-	e := newEnv(t)
+// TestLoopRecoversFromARestart: after kube-apiserver or etcd restarts
+// under a running loop (its connections drop, its watches end), an edit is
+// still corrected and the loop records itself in sync.
+func TestLoopRecoversFromARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		restart func(*testcluster.Cluster, context.Context) error
+	}{
+		{"kube-apiserver", (*testcluster.Cluster).RestartAPIServer},
+		{"etcd", (*testcluster.Cluster).RestartEtcd},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.start(drift.Options{Interval: time.Hour})
+			e.inSync(3 * time.Minute)
+			orig, err := e.configMap("linkerd", "linkerd-config")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.restart(e.cluster, e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.intrude("edited after the restart")
+			e.until("the edit to be corrected after the restart", 2*time.Minute, func() (bool, error) {
+				cm, err := e.configMap("linkerd", "linkerd-config")
+				return err == nil && cm.Data["values"] == orig.Data["values"], err
+			})
+			if st := e.status(); st.State != drift.StateInSync {
+				t.Errorf("status after the restart: %q (%s)", st.State, st.LastError)
+			}
+		})
+	}
+}
+
+// TestLoopKeepsWatchingWhenWatchesExpire: when every watch ends after a
+// second (its stream cut, as a server's timeout or a load balancer's idle
+// limit ends it), the loop's informers watch again and again: while
+// nothing changes it writes nothing and lists nothing again, and an edit
+// made after many expiries is still corrected. Requests are counted at the
+// wire. (kube-apiserver's --min-request-timeout does not do it: client-go's
+// reflectors ask for a timeout of their own, 5 to 10 minutes.)
+func TestLoopKeepsWatchingWhenWatchesExpire(t *testing.T) {
+	cluster := testcluster.StartForTest(t, testcluster.Options{})
+	rec := &testcluster.Recorder{}
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(rec.Wrap)
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper { return cutWatches{next: next, after: time.Second} })
+	c, err := apply.New(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: t.Context(), cluster: cluster, client: c, mesh: filepath.Join(t.TempDir(), "mesh.cue"), as: cfg}
+	e.write(defaultMesh(t))
 	e.start(drift.Options{Interval: time.Hour})
 	e.inSync(3 * time.Minute)
 	orig, err := e.configMap("linkerd", "linkerd-config")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.cluster.RestartAPIServer(e.ctx); err != nil {
-		t.Fatal(err)
+	// Every watch ends within a few seconds: wait until the loop has
+	// watched each kind again several times.
+	rec.Take()
+	watches := func(reqs []testcluster.Request) map[string]int {
+		n := map[string]int{}
+		for _, r := range reqs {
+			if r.Class == "watch" {
+				n[r.Collection()]++
+			}
+		}
+		return n
 	}
-	e.intrude("edited after the restart")
-	e.until("the edit to be corrected after the restart", 2*time.Minute, func() (bool, error) {
+	var quiet []testcluster.Request
+	e.until("every watch to have been made again three times", 2*time.Minute, func() (bool, error) {
+		quiet = append(quiet, rec.Take()...)
+		n := watches(quiet)
+		for _, k := range n {
+			if k < 3 {
+				return false, nil
+			}
+		}
+		return len(n) > 0, nil
+	})
+	lists, writes := 0, 0
+	for _, r := range quiet {
+		switch r.Class {
+		case "list":
+			lists++
+		case "write", "dryrun":
+			writes++
+		}
+	}
+	t.Logf("while quiet: %d requests, %d LISTs, watches by collection %v", len(quiet), lists, watches(quiet))
+	if writes > 0 {
+		t.Errorf("while nothing changed and watches expired, the loop wrote %d times", writes)
+	}
+	// A watch that ends is resumed from its last resourceVersion: no kind
+	// is listed again for each expiry.
+	if n := watches(quiet); lists > len(n) {
+		t.Errorf("%d LISTs for %d watched collections over %d watches: expired watches are listed again", lists, len(n), len(quiet)-lists)
+	}
+	e.intrude("edited after many expiries")
+	e.until("the edit to be corrected", time.Minute, func() (bool, error) {
 		cm, err := e.configMap("linkerd", "linkerd-config")
 		return err == nil && cm.Data["values"] == orig.Data["values"], err
 	})
-	if st := e.status(); st.State != drift.StateInSync {
-		t.Errorf("status after the restart: %q (%s)", st.State, st.LastError)
+}
+
+// cutWatches ends every watch's stream after a while.
+type cutWatches struct {
+	next  http.RoundTripper
+	after time.Duration
+}
+
+func (c cutWatches) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if w := r.URL.Query().Get("watch"); err != nil || (w != "true" && w != "1") {
+		return resp, err
 	}
+	body := resp.Body
+	timer := time.AfterFunc(c.after, func() { body.Close() })
+	resp.Body = cutBody{ReadCloser: body, timer: timer}
+	return resp, nil
+}
+
+type cutBody struct {
+	io.ReadCloser
+	timer *time.Timer
+}
+
+func (b cutBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // TestLoopSurvivesAPanic: a panic in one step (here a render, made to

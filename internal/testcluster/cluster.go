@@ -375,8 +375,22 @@ func procCPUTime(pid int) (time.Duration, error) {
 // port and etcd, as an upgrade or a crash of the control plane would, and
 // waits until it serves again. Clients see their connections drop.
 func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	return c.restart(ctx, "kube-apiserver")
+}
+
+// RestartEtcd stops etcd and starts it again on the same ports and data,
+// and waits until the API server is ready again: requests fail meanwhile,
+// and watches the API server serves from its cache end.
+func (c *Cluster) RestartEtcd(ctx context.Context) error {
+	return c.restart(ctx, "etcd")
+}
+
+// restart stops component name (SIGTERM, then SIGKILL after 30 s), starts
+// it again with the same arguments, and waits until the API server is
+// ready.
+func (c *Cluster) restart(ctx context.Context, name string) error {
 	for i, p := range c.procs {
-		if p.name != "kube-apiserver" {
+		if p.name != name {
 			continue
 		}
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
@@ -394,7 +408,7 @@ func (c *Cluster) RestartAPIServer(ctx context.Context) error {
 		c.procs = c.procs[:n]
 		return c.waitReady(ctx, 90*time.Second)
 	}
-	return fmt.Errorf("no kube-apiserver to restart")
+	return fmt.Errorf("no %s to restart", name)
 }
 
 // Stop stops every component, newest first, and removes the directory if
