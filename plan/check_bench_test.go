@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,22 +88,11 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	median := func(d []time.Duration) time.Duration {
-		d = slices.Clone(d)
-		slices.Sort(d)
-		return d[len(d)/2]
-	}
 	anchor := median(s["diff"])
 	b.ReportMetric(0, "ns/op")
 	for _, what := range []string{"diff", "check", "check --data-plane"} {
 		var classes []string
-		for _, c := range slices.Sorted(func(yield func(string) bool) {
-			for k := range reqs[what] {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, c := range slices.Sorted(maps.Keys(reqs[what])) {
 			classes = append(classes, fmt.Sprintf("%s %d", c, reqs[what][c]))
 		}
 		med := median(s[what])

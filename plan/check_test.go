@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -403,13 +404,7 @@ func staleSchema(t *testing.T, ctx context.Context, c *apply.Client, name string
 	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
 	v := versions[len(versions)-1].(map[string]any)
 	props, _, _ := unstructured.NestedMap(v, "schema", "openAPIV3Schema", "properties", "spec", "properties")
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range props {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	keys := slices.Sorted(maps.Keys(props))
 	if len(keys) == 0 {
 		t.Fatalf("%s: no spec properties to take away", name)
 	}

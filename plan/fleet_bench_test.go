@@ -21,6 +21,13 @@ import (
 	"github.com/meshctl/meshctl/internal/testcluster"
 )
 
+// median is the middle of runs' durations.
+func median(d []time.Duration) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
 // BenchmarkFleet measures what a fleet's steps cost on a no-op apply of a
 // two-cluster mesh (the repository's mesh.cue, one fleet anchor, a link
 // from west to east) on two real API servers: the trust step (the holder's
@@ -144,11 +151,6 @@ links: [{from: "west", to: "east"}]
 		timed("kubectl", kubectl)
 	}
 	b.StopTimer()
-	median := func(d []time.Duration) time.Duration {
-		d = slices.Clone(d)
-		slices.Sort(d)
-		return d[len(d)/2]
-	}
 	k := median(s["kubectl"])
 	b.ReportMetric(0, "ns/op")
 	for _, what := range []string{"trust step", "peer step", "no-op apply", "kubectl"} {
