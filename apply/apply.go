@@ -335,10 +335,15 @@ func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructu
 	var rest []*unstructured.Unstructured
 	var at []int
 	o.absent = map[object.ObjMetadata]bool{}
+	var shared []coOwned
 	for i, u := range objs {
 		live, ok := lookup(o.Live, u)
 		if ok && o.CRDs.InSync(u, live) {
 			entries[i] = entryFor(u, stage, Unchanged)
+			continue
+		}
+		if at, names := o.CRDs.coOwners(u, live); len(at) > 0 {
+			shared = append(shared, coOwned{i: i, live: live, at: at, names: names})
 			continue
 		}
 		if ok && live == nil {
@@ -348,6 +353,20 @@ func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructu
 		// and u may be the render's own object.
 		rest = append(rest, u.DeepCopy())
 		at = append(at, i)
+	}
+	for _, co := range c.takeOverCoOwned(ctx, shared, o.DryRun) {
+		if co.err == nil {
+			e := entryFor(objs[co.i], stage, Unchanged)
+			e.Reason = "would take over " + theirFields(co.names)
+			if !o.DryRun {
+				e.Reason, e.TookOverFrom = "took over "+theirFields(co.names), co.names
+			}
+			entries[co.i] = e
+			continue
+		}
+		// Changed since it was read, or refused: the full apply decides.
+		rest = append(rest, objs[co.i].DeepCopy())
+		at = append(at, co.i)
 	}
 	if len(rest) == 0 {
 		return entries, nil
@@ -698,26 +717,12 @@ func replicasOwner(live *unstructured.Unstructured) string {
 		if mf.Manager == FieldManager {
 			return ""
 		}
-		if strings.HasPrefix(mf.Manager, "kubectl") || takenOver(mf) {
+		if strings.HasPrefix(mf.Manager, "kubectl") || TakenOver(mf) {
 			continue
 		}
 		owner = mf.Manager
 	}
 	return owner
-}
-
-// takenOver reports a managed-fields entry that apply's takeover turns
-// into meshctl's (Helm, kubectl client-side apply).
-func takenOver(mf metav1.ManagedFieldsEntry) bool {
-	for _, fm := range takeover.FieldManagers {
-		if mf.Operation != fm.OperationType || mf.Subresource != "" {
-			continue
-		}
-		if mf.Manager == fm.Name || (!fm.ExactMatch && strings.HasPrefix(mf.Manager, fm.Name)) {
-			return true
-		}
-	}
-	return false
 }
 
 var specReplicas = fieldpath.MakePathOrDie("spec", "replicas")

@@ -116,8 +116,14 @@ func (c *Client) Diff(ctx context.Context, set Set, o DiffOptions) (*DiffResult,
 				out[i].setTexts(nil, u.Object)
 				continue
 			}
-			if l, ok := lookup(live, u); ok && o.CRDs.InSync(u, l) {
+			l, ok := lookup(live, u)
+			if ok && o.CRDs.InSync(u, l) {
 				out[i] = ObjectDiff{Entry: entryFor(u, st.Name, Unchanged), local: true}
+				continue
+			}
+			if at, names := o.CRDs.coOwners(u, l); len(at) > 0 {
+				out[i] = ObjectDiff{Entry: entryFor(u, st.Name, Unchanged), local: true}
+				out[i].Reason = "apply will take over " + theirFields(names)
 				continue
 			}
 			g.Go(func() error {

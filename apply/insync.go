@@ -60,6 +60,16 @@ func (w *walk) check(desired, live *unstructured.Unstructured) {
 		w.differ(why)
 		return
 	}
+	if awaitsTakeover(desired, live) {
+		w.differ("awaits takeover")
+		return
+	}
+	w.compare(desired, live)
+}
+
+// compare walks desired against the fields meshctl owns in live, which
+// notComparable accepts.
+func (w *walk) compare(desired, live *unstructured.Unstructured) {
 	owned := meshctlFields(live, desired.GetAPIVersion())
 	if owned == nil {
 		w.differ("no meshctl apply entry at " + desired.GetAPIVersion())
@@ -79,8 +89,6 @@ func notComparable(desired, live *unstructured.Unstructured) string {
 	case live.GetAPIVersion() != "" && live.GetAPIVersion() != desired.GetAPIVersion() ||
 		live.GetKind() != "" && live.GetKind() != desired.GetKind():
 		return "live is a " + live.GetAPIVersion() + " " + live.GetKind()
-	case awaitsTakeover(desired, live):
-		return "awaits takeover"
 	}
 	return ""
 }
@@ -151,7 +159,7 @@ func awaitsTakeover(desired, live *unstructured.Unstructured) bool {
 		}
 	}
 	for _, mf := range live.GetManagedFields() {
-		if takenOver(mf) {
+		if TakenOver(mf) {
 			return true
 		}
 	}

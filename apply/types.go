@@ -76,6 +76,11 @@ type Entry struct {
 	Action     Action `json:"action"`
 	// Reason says why an object was skipped or kept.
 	Reason string `json:"reason,omitempty"`
+	// TookOverFrom names the managers (kubectl, Helm) whose fields apply
+	// made meshctl's on an object it left unchanged: their managed-fields
+	// entries held only fields meshctl owns with the same values, and
+	// were removed.
+	TookOverFrom []string `json:"tookOverFrom,omitempty"`
 }
 
 func (e Entry) String() string {
@@ -94,8 +99,11 @@ type Result struct {
 	Writes int `json:"writes"`
 	// DryRuns counts the server dry-runs the run made; objects found in
 	// sync with their live copy need none.
-	DryRuns  int           `json:"dryRuns"`
-	Duration time.Duration `json:"durationNanos"`
+	DryRuns int `json:"dryRuns"`
+	// TakenOver counts the objects whose only change was that meshctl
+	// took over another manager's entry (TookOverFrom); each is a write.
+	TakenOver int           `json:"takenOver"`
+	Duration  time.Duration `json:"durationNanos"`
 }
 
 func (r *Result) add(e Entry) {
@@ -106,6 +114,10 @@ func (r *Result) add(e Entry) {
 	r.Summary[e.Action]++
 	switch e.Action {
 	case Created, Configured, Deleted:
+		r.Writes++
+	}
+	if len(e.TookOverFrom) > 0 {
+		r.TakenOver++
 		r.Writes++
 	}
 }
@@ -119,6 +131,10 @@ func (r *Result) SummaryLine() string {
 			s += ", "
 		}
 		s += fmt.Sprintf("%d %s", r.Summary[a], a)
+	}
+	if r.TakenOver > 0 {
+		// Counted as unchanged too: their content was.
+		s += fmt.Sprintf(", %d taken over", r.TakenOver)
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package drift
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/meshctl/meshctl/apply"
@@ -91,7 +92,11 @@ func (l *Loop) check(ctx context.Context, k Key) error {
 	delete(l.seen, k)
 	l.mu.Unlock()
 	if len(entries) == 1 && entries[0].Action == apply.Unchanged {
-		l.log.Debug("in sync, as the server says", "object", k.ID())
+		if from := entries[0].TookOverFrom; len(from) > 0 {
+			l.log.Info("fields taken over", "object", k.ID(), "from", strings.Join(from, ","))
+		} else {
+			l.log.Debug("in sync, as the server says", "object", k.ID())
+		}
 		l.settled(ctx, k)
 		return nil
 	}

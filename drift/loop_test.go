@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -911,5 +913,64 @@ tracing: {enabled: true, collector: deploy: true}
 		if r.Namespace == "linkerd-viz" {
 			t.Errorf("%s still inventoried after viz was turned off", r.ID())
 		}
+	}
+}
+
+// TestLoopTakesOverACoOwnerWithOneWrite: a second GitOps tool that
+// server-side applies the values meshctl owns costs the loop nothing, and
+// a `kubectl apply --server-side` of the same values costs it one write,
+// which drops kubectl's entry; neither is a dry-run or a re-apply.
+func TestLoopTakesOverACoOwnerWithOneWrite(t *testing.T) {
+	cluster := testcluster.StartForTest(t, testcluster.Options{})
+	rec := &testcluster.Recorder{}
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(rec.Wrap)
+	c, err := apply.New(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: t.Context(), cluster: cluster, client: c, mesh: filepath.Join(t.TempDir(), "mesh.cue"), as: cfg}
+	e.write(defaultMesh(t))
+	e.start(drift.Options{Interval: time.Hour})
+	e.inSync(3 * time.Minute)
+	live, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coOwn := func(manager string) {
+		t.Helper()
+		ac := corev1ac.ConfigMap(live.Name, live.Namespace).WithLabels(live.Labels).WithAnnotations(live.Annotations).WithData(live.Data)
+		if _, err := cluster.Client.CoreV1().ConfigMaps(live.Namespace).Apply(e.ctx, ac, metav1.ApplyOptions{FieldManager: manager}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	managers := func() []string {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range cm.ManagedFields {
+			out = append(out, mf.Manager)
+		}
+		return out
+	}
+	rec.Take()
+	coOwn("argocd-controller")
+	coOwn("kubectl")
+	e.until("kubectl's entry to be dropped", time.Minute, func() (bool, error) {
+		return !slices.Contains(managers(), "kubectl"), nil
+	})
+	var writes []string
+	for _, r := range rec.Take() {
+		if (r.Class == "write" || r.Class == "dryrun") && strings.Contains(r.Path, "/configmaps/linkerd-config") {
+			writes = append(writes, r.Class+" "+r.Method)
+		}
+	}
+	if !slices.Equal(writes, []string{"write PATCH"}) {
+		t.Errorf("the loop sent %v for the co-owned linkerd-config, want one write", writes)
+	}
+	if m := managers(); !slices.Contains(m, "argocd-controller") || !slices.Contains(m, apply.FieldManager) {
+		t.Errorf("managers after the takeover: %v, want meshctl and argocd-controller kept", m)
 	}
 }

@@ -200,8 +200,8 @@ var onlyReplicas = &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}
 
 // slim keeps of an object what the in-sync check reads, so that the caches
 // of a large mesh stay small: status goes, and other managers' field sets
-// shrink to whether they hold spec.replicas. meshctl's own entries stay
-// whole.
+// shrink to whether they hold spec.replicas. meshctl's own entries, and
+// those of managers it takes over (kubectl, Helm), stay whole.
 //
 // What is kept is JSON, not the decoded map: a map of a few kilobytes is a
 // few hundred bytes of JSON, and Live decodes the one object asked for.
@@ -214,7 +214,10 @@ func slim(o any) (any, error) {
 	mfs := u.GetManagedFields()
 	for i := range mfs {
 		mf := &mfs[i]
-		if mf.Manager == apply.FieldManager || mf.FieldsV1 == nil {
+		if mf.Manager == apply.FieldManager || mf.FieldsV1 == nil || apply.TakenOver(*mf) {
+			// A manager meshctl takes over keeps its set: when it holds
+			// only meshctl's fields (kubectl's server-side apply of the
+			// same render), dropping its entry is the whole correction.
 			continue
 		}
 		set := &fieldpath.Set{}
