@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CUE     := $(or $(shell $(GO) env GOPATH),$(HOME)/go)/bin/cue
 
-.PHONY: all build test testbin nginx actionlint screenshot vet fmt-check golden-check bench fuzz fuzz-long cue-vet demo cluster clean
+.PHONY: all build test testbin nginx actionlint screenshot vet fmt-check golden-check bench soak fuzz fuzz-long cue-vet demo cluster clean
 
 all: build
 
@@ -67,13 +67,20 @@ golden-check:
 # Go's default. MESHCTL_BEFORE=path/to/old/meshctl adds an older
 # build to BenchmarkBuildProcess.
 bench: testbin ## Benchmarks, meshctl against kubectl on a real API server (figures go in BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift|BenchmarkRollouts|BenchmarkFleet|BenchmarkCheck)$$' -benchmem -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkCluster|BenchmarkBuildProcess|BenchmarkDrift|BenchmarkRollouts|BenchmarkFleet|BenchmarkCheck|BenchmarkSoak)$$' -benchmem -timeout 60m ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./plan
 	$(GO) test -run '^$$' -bench '^BenchmarkDrift$$' -benchtime 1x -timeout 60m ./drift
 	$(GO) test -run '^$$' -bench '^BenchmarkBuildProcess$$' -benchtime 1x -timeout 60m ./generators
 	$(GO) test -run '^$$' -bench '^BenchmarkRollouts$$' -benchtime 3x -timeout 60m ./plan
 	$(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 30m ./plan
 	$(GO) test -run '^$$' -bench '^BenchmarkCheck$$' -benchtime 1x -timeout 20m ./plan
+
+# SOAK is how long the loops run under load and faults: `make soak SOAK=1h`.
+# The summary is printed and kept in bin/soak-$(SOAK).md.
+SOAK ?= 10m
+soak: testbin ## Two leader-elected reconcile loops for SOAK (default 10m) under writers, co-owners, new revisions, kill -9, API server and etcd restarts; checks the invariants
+	@mkdir -p bin
+	$(GO) test ./drift -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x -timeout 3h -args -soak.duration=$(SOAK) -soak.out=$(CURDIR)/bin/soak-$(SOAK).md
 
 # Each target runs long enough to find what it has found before (the YAML
 # writer's invalid UTF-8 took seconds; an early exit from a field-set

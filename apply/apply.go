@@ -60,6 +60,8 @@ type Options struct {
 	// absent are objects Live knows do not exist: they are created with
 	// one request, without ssa's read and dry-run.
 	absent map[object.ObjMetadata]bool
+	// repaired are objects this run repaired (repair.go).
+	repaired map[object.ObjMetadata]bool
 	// gone are the set's Namespaces and CRDs being deleted: in a dry run,
 	// what they hold is reported created, not dry-run (terminating.go).
 	gone terminating
@@ -284,6 +286,9 @@ var takeover = ssa.ApplyCleanupOptions{
 		{Name: "kubectl-client-side-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
 		{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply, ExactMatch: true},
 		{Name: "helm", OperationType: metav1.ManagedFieldsOperationUpdate},
+		// A repair's update (repair.go) is meshctl's own, and is folded
+		// into meshctl's apply by the apply that follows it.
+		{Name: RepairManager, OperationType: metav1.ManagedFieldsOperationUpdate, ExactMatch: true},
 		// Not "before-first-apply": the API server gives that manager the
 		// fields it sets itself on a taken-over object (a Namespace's
 		// kubernetes.io/metadata.name label and finalizers), and claiming
@@ -335,6 +340,7 @@ func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructu
 	var rest []*unstructured.Unstructured
 	var at []int
 	o.absent = map[object.ObjMetadata]bool{}
+	o.repaired = map[object.ObjMetadata]bool{}
 	var shared []coOwned
 	for i, u := range objs {
 		live, ok := lookup(o.Live, u)
@@ -388,6 +394,9 @@ func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructu
 	var claim []*unstructured.Unstructured
 	for j, i := range at {
 		entries[i] = entryFor(rest[j], stage, Action(actions[object.UnstructuredToObjMetadata(rest[j])]))
+		if o.repaired[object.UnstructuredToObjMetadata(rest[j])] {
+			entries[i].Reason = "repaired: the server refused its apply as invalid (a list item's key edited out of band?); its rendered fields were written whole"
+		}
 		if live, ok := lookup(o.Live, rest[j]); ok && live != nil && entries[i].Action == Unchanged && meshctlFields(live, rest[j].GetAPIVersion()) == nil {
 			claim = append(claim, rest[j])
 		}

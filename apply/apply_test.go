@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -838,5 +840,85 @@ func TestForceNeverRecreatesCRDsOrDestroysInvalidObjects(t *testing.T) {
 	}
 	if cm, err := e.get("v1", "ConfigMap", e.ns, "cm"); err != nil || cm.GetUID() != cmBefore.GetUID() || cm.GetResourceVersion() != cmBefore.GetResourceVersion() {
 		t.Errorf("the ConfigMap was deleted or changed by a failed --force: %v", err)
+	}
+}
+
+// TestEditedListKeyIsRepaired: an edit out of band that changes the key of
+// a list item meshctl renders (a Service port's number) makes the rendered
+// item a duplicate of the edited one, and the server refuses the apply.
+// Apply repairs the object (its rendered fields written whole), applies
+// it, leaves no repair manager behind, and the next apply writes nothing.
+func TestEditedListKeyIsRepaired(t *testing.T) {
+	e := newEnv(t)
+	svc := obj("v1", "Service", e.ns, "web", map[string]any{"spec": map[string]any{
+		"selector": map[string]any{"app": "web"},
+		"ports": []any{
+			map[string]any{"name": "http", "port": int64(80), "protocol": "TCP"},
+			map[string]any{"name": "admin", "port": int64(9000), "protocol": "TCP"},
+		},
+	}})
+	s := set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{svc})
+	e.apply(s, apply.Options{})
+	edited, err := e.get("v1", "Service", e.ns, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/ports/0/port","value":81}]`))
+	if err := e.kube.Patch(e.ctx, edited, patch, client.FieldOwner("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range e.diff(s).Objects {
+		if d.Name == "web" && (d.Action != apply.Configured || !strings.HasPrefix(d.Reason, "apply will repair it") || !strings.Contains(d.Diff, "port: 81")) {
+			t.Errorf("diff of web: %s (%s)\n%s", d.Action, d.Reason, d.Diff)
+		}
+	}
+	res := e.apply(s, apply.Options{})
+	var en apply.Entry
+	for _, x := range res.Entries {
+		if x.Name == "web" {
+			en = x
+		}
+	}
+	if en.Action != apply.Configured || !strings.HasPrefix(en.Reason, "repaired:") {
+		t.Errorf("web: %s, want configured and repaired", en)
+	}
+	live, err := e.get("v1", "Service", e.ns, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, _, _ := unstructured.NestedSlice(live.Object, "spec", "ports")
+	var got []string
+	for _, p := range ports {
+		m := p.(map[string]any)
+		got = append(got, fmt.Sprintf("%v:%v", m["name"], m["port"]))
+	}
+	if !slices.Equal(got, []string{"http:80", "admin:9000"}) {
+		t.Errorf("ports after the repair: %v, want http:80 admin:9000", got)
+	}
+	for _, mf := range live.GetManagedFields() {
+		if mf.Manager == apply.RepairManager {
+			t.Errorf("the repair's entry outlived the apply: %s %s", mf.Manager, mf.Operation)
+		}
+	}
+	if !apply.InSync(svc, live) {
+		t.Errorf("not in sync after the repair: %s", apply.NotInSync(svc, live))
+	}
+	rvs := e.resourceVersions(s)
+	if res := e.apply(s, apply.Options{}); res.Writes != 0 {
+		t.Errorf("the apply after the repair wrote: %v", res.Entries)
+	}
+	if after := e.resourceVersions(s); !maps.Equal(rvs, after) {
+		t.Errorf("resourceVersions changed: %v → %v", rvs, after)
+	}
+
+	// A render the server refuses on its own is not "repaired": its
+	// error stays.
+	bad := svc.DeepCopy()
+	_ = unstructured.SetNestedSlice(bad.Object, []any{
+		map[string]any{"name": "http", "port": int64(80), "protocol": "TCP"},
+		map[string]any{"name": "http", "port": int64(9000), "protocol": "TCP"},
+	}, "spec", "ports")
+	if _, err := e.c.Apply(e.ctx, set([]*unstructured.Unstructured{e.namespace()}, []*unstructured.Unstructured{bad}), apply.Options{Prune: true}); err == nil || !strings.Contains(err.Error(), "Duplicate value") {
+		t.Errorf("apply of an invalid render: %v, want the server's Duplicate value", err)
 	}
 }

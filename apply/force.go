@@ -124,7 +124,7 @@ func (c *Client) applyWithForce(ctx context.Context, objs []*unstructured.Unstru
 			plain = append(plain, u)
 		}
 	}
-	actions, err := c.applyAll(ctx, plain, opts, o.absent)
+	actions, err := c.applyRepairing(ctx, plain, opts, o.absent, o.repaired)
 	if err != nil || len(forced) == 0 {
 		return actions, err
 	}

@@ -148,6 +148,9 @@ type Loop struct {
 	hadRollouts atomic.Bool
 	// unapplied: the installed render's last full apply failed.
 	unapplied atomic.Bool
+	// good is the last revision that loaded, kept across terms and read
+	// while standing by (fallback.go).
+	good goodRevision
 }
 
 type desiredObject struct {
@@ -286,6 +289,7 @@ func (l *Loop) elect(ctx context.Context) error {
 	if err := l.ensureNamespace(ctx); err != nil {
 		return err
 	}
+	go l.standBy(ctx)
 	for ctx.Err() == nil {
 		// The elector's context outlives ctx until a running term has
 		// finished its apply, so the Lease is released only then.

@@ -974,3 +974,42 @@ func TestLoopTakesOverACoOwnerWithOneWrite(t *testing.T) {
 		t.Errorf("managers after the takeover: %v, want meshctl and argocd-controller kept", m)
 	}
 }
+
+// TestTakingOverOnABrokenRevision: a replica that takes the Lease while
+// mesh.cue does not render keeps correcting drift from the revision that
+// is applied, which it loaded while standing by; it applies nothing else
+// and prunes nothing. Without that, the mesh went unkept until the file was
+// fixed whenever the leader changed (or led again after the API server went
+// away) at the wrong moment.
+func TestTakingOverOnABrokenRevision(t *testing.T) {
+	e := newEnv(t)
+	lease := drift.LeaseOptions{Duration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 300 * time.Millisecond}
+	a := e.start(drift.Options{LeaderElect: true, Lease: lease, Identity: "replica-a", Interval: time.Hour})
+	e.until("replica-a to hold the Lease", time.Minute, func() (bool, error) { return e.holder() == "replica-a", nil })
+	good := e.inSync(3 * time.Minute).Revision
+	orig, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.start(drift.Options{LeaderElect: true, Lease: lease, Identity: "replica-b", Interval: time.Hour})
+	e.until("replica-b to load the revision while standing by", time.Minute, func() (bool, error) {
+		return strings.Contains(b.logs.String(), `msg="standing by with revision" revision=`+good), nil
+	})
+	e.write(defaultMesh(t) + "\ncontrolPlane: {\n")
+	e.until("replica-a to record the broken revision", time.Minute, func() (bool, error) {
+		return e.status().FailedRevision != "", nil
+	})
+	a.stop()
+	e.until("replica-b to take the Lease", time.Minute, func() (bool, error) { return e.holder() == "replica-b", nil })
+	e.intrude("edited while mesh.cue is broken")
+	e.until("replica-b to correct the edit", time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	})
+	if st := e.status(); st.Revision != good || st.FailedRevision == "" {
+		t.Errorf("status: revision %q (want %q), failed revision %q", st.Revision, good, st.FailedRevision)
+	}
+	if !strings.Contains(b.logs.String(), "keeping the applied revision") {
+		t.Error("replica-b did not say it keeps the applied revision")
+	}
+}

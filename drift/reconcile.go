@@ -29,7 +29,11 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 			return false
 		}
 		l.m.errors.WithLabelValues("source").Inc()
+		fallBack := l.revision == "" && l.adoptGood(ctx)
 		l.fail(ctx, "SourceFailed", "reading "+l.o.Source.String(), err, "")
+		if fallBack {
+			return l.reconcile(ctx, "render")
+		}
 		return !first && l.revision != ""
 	}
 	l.mu.Lock()
@@ -86,15 +90,23 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 		l.mu.Lock()
 		l.failed = snap.Revision
 		l.mu.Unlock()
+		// A term that starts on a broken revision applies the last good
+		// one, when this process loaded it and the cluster's record says
+		// it is the one applied.
+		fallBack := l.revision == "" && l.adoptGood(ctx)
 		keep := "nothing is applied until it is fixed"
 		if l.revision != "" {
 			keep = "revision " + l.revision + " stays applied; nothing is pruned"
 		}
 		l.fail(ctx, why, fmt.Sprintf("revision %s does not render (%s)", snap.Revision, keep), err, snap.Revision)
+		if fallBack {
+			return l.reconcile(ctx, "render")
+		}
 		return l.revision != ""
 	}
 	l.mu.Lock()
 	l.mesh, l.revision, l.failed = m, snap.Revision, ""
+	l.good = goodRevision{mesh: m, revision: snap.Revision}
 	l.mu.Unlock()
 	l.unapplied.Store(true)
 	l.m.setRevision(snap.Revision)
@@ -185,7 +197,10 @@ func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 		st.LastApplyTime = &now
 		l.m.lastApply.SetToCurrentTime()
 	}
-	st.Revision, st.LastError, st.LastErrorTime, st.FailedRevision = revision, "", nil, ""
+	st.Revision = revision
+	if l.failed == "" {
+		st.LastError, st.LastErrorTime, st.FailedRevision = "", nil, ""
+	} // else the source's newest revision does not render, which stays said
 	st.Objects = ca.Set.Count()
 	l.mu.Unlock()
 	sort.Strings(changed)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -29,7 +30,7 @@ type Recorder struct {
 
 func (rec *Recorder) record(r *http.Request) {
 	rec.mu.Lock()
-	rec.reqs = append(rec.reqs, Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path})
+	rec.reqs = append(rec.reqs, Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()})
 	rec.mu.Unlock()
 }
 
@@ -71,6 +72,8 @@ type Request struct {
 	Class string
 	// Method and Path are the request's.
 	Method, Path string
+	// At is when it was sent.
+	At time.Time
 }
 
 // Collection is the path of the request's collection with any namespace
@@ -89,9 +92,27 @@ func (r Request) Collection() string {
 	return "/" + strings.Join(append(parts[:prefix:prefix], rest...), "/")
 }
 
+// ProxyOption changes how a proxy forwards.
+type ProxyOption func(*http.Request)
+
+// ServerTimesOutWatches drops the timeoutSeconds that clients put on
+// watches (client-go's reflectors ask for 5 to 10 minutes), so that the
+// API server ends each watch after its own --min-request-timeout (a
+// random time between it and twice it): watches closed by the server, as
+// often as the cluster is started to close them.
+func ServerTimesOutWatches() ProxyOption {
+	return func(r *http.Request) {
+		q := r.URL.Query()
+		if w := q.Get("watch"); w == "true" || w == "1" {
+			q.Del("timeoutSeconds")
+			r.URL.RawQuery = q.Encode()
+		}
+	}
+}
+
 // StartProxy starts a proxy in front of the cluster, stopped when the test
 // ends.
-func (c *Cluster) StartProxy(t testing.TB) *Proxy {
+func (c *Cluster) StartProxy(t testing.TB, opts ...ProxyOption) *Proxy {
 	t.Helper()
 	target, err := url.Parse(c.Config.Host)
 	if err != nil {
@@ -109,6 +130,9 @@ func (c *Cluster) StartProxy(t testing.TB) *Proxy {
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, o := range opts {
+			o(r)
+		}
 		p.record(r)
 		forward.ServeHTTP(w, r)
 	}))
