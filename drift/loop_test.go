@@ -79,6 +79,27 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// recordedEnv is newEnv on a cluster of the test's own, with every request
+// the loop and the env's client send recorded, after passing through
+// wraps.
+func recordedEnv(t *testing.T, wraps ...func(http.RoundTripper) http.RoundTripper) (*env, *testcluster.Recorder) {
+	t.Helper()
+	cluster := testcluster.StartForTest(t, testcluster.Options{})
+	rec := &testcluster.Recorder{}
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(rec.Wrap)
+	for _, w := range wraps {
+		cfg.Wrap(w)
+	}
+	c, err := apply.New(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: t.Context(), cluster: cluster, client: c, mesh: filepath.Join(t.TempDir(), "mesh.cue"), as: cfg}
+	e.write(defaultMesh(t))
+	return e, rec
+}
+
 // in is e for a subtest: failures end the subtest, not its parent.
 func (e *env) in(t *testing.T) *env {
 	c := *e
@@ -652,17 +673,7 @@ func TestLoopRecoversFromARestart(t *testing.T) {
 // wire. (kube-apiserver's --min-request-timeout does not do it: client-go's
 // reflectors ask for a timeout of their own, 5 to 10 minutes.)
 func TestLoopKeepsWatchingWhenWatchesExpire(t *testing.T) {
-	cluster := testcluster.StartForTest(t, testcluster.Options{})
-	rec := &testcluster.Recorder{}
-	cfg := rest.CopyConfig(cluster.Config)
-	cfg.Wrap(rec.Wrap)
-	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper { return cutWatches{next: next, after: time.Second} })
-	c, err := apply.New(cfg, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, ctx: t.Context(), cluster: cluster, client: c, mesh: filepath.Join(t.TempDir(), "mesh.cue"), as: cfg}
-	e.write(defaultMesh(t))
+	e, rec := recordedEnv(t, func(next http.RoundTripper) http.RoundTripper { return cutWatches{next: next, after: time.Second} })
 	e.start(drift.Options{Interval: time.Hour})
 	e.inSync(3 * time.Minute)
 	orig, err := e.configMap("linkerd", "linkerd-config")
@@ -921,16 +932,8 @@ tracing: {enabled: true, collector: deploy: true}
 // a `kubectl apply --server-side` of the same values costs it one write,
 // which drops kubectl's entry; neither is a dry-run or a re-apply.
 func TestLoopTakesOverACoOwnerWithOneWrite(t *testing.T) {
-	cluster := testcluster.StartForTest(t, testcluster.Options{})
-	rec := &testcluster.Recorder{}
-	cfg := rest.CopyConfig(cluster.Config)
-	cfg.Wrap(rec.Wrap)
-	c, err := apply.New(cfg, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, ctx: t.Context(), cluster: cluster, client: c, mesh: filepath.Join(t.TempDir(), "mesh.cue"), as: cfg}
-	e.write(defaultMesh(t))
+	e, rec := recordedEnv(t)
+	cluster := e.cluster
 	e.start(drift.Options{Interval: time.Hour})
 	e.inSync(3 * time.Minute)
 	live, err := e.configMap("linkerd", "linkerd-config")

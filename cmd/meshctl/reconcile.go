@@ -61,7 +61,9 @@ then keep the cluster matching it until stopped (SIGTERM or Ctrl-C).
   - --mode detect reports drift (log, metric, Event, status) and writes
     nothing.
   - With --leader-elect, replicas share the Lease meshctl-reconciler in the
-    --meshctl-namespace and only its holder writes.
+    --meshctl-namespace and only its holder writes. Replicas standing by
+    load each new revision, so that one that takes over while the source
+    does not render keeps the applied revision.
   - A mesh that declares clusters is kept by one loop per cluster, each
     run there with --cluster NAME (the cluster kubectl's flags reach). It
     applies that cluster's part: its control plane, extensions, links and
