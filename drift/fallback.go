@@ -36,6 +36,12 @@ func (l *Loop) adoptGood(ctx context.Context) bool {
 	l.log.Info("the source does not render: keeping the applied revision, loaded before", "revision", g.revision)
 	l.mu.Lock()
 	l.mesh, l.revision = g.mesh, g.revision
+	// What this term records says what the cluster has, from the first
+	// line: the applied revision, and when it was applied.
+	l.st.Revision = g.revision
+	if l.st.LastApplyTime == nil {
+		l.st.LastApplyTime = rec.LastApplyTime
+	}
 	l.mu.Unlock()
 	l.unapplied.Store(true)
 	l.m.setRevision(g.revision)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -1002,6 +1003,26 @@ func TestTakingOverOnABrokenRevision(t *testing.T) {
 	e.until("replica-a to record the broken revision", time.Minute, func() (bool, error) {
 		return e.status().FailedRevision != "", nil
 	})
+	// Every record written from here on is watched: none may say that no
+	// revision is applied.
+	w, err := e.cluster.Client.CoreV1().ConfigMaps(e.client.Namespace()).Watch(e.ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + plan.LoopRecordName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var (
+		mu      sync.Mutex
+		records []*corev1.ConfigMap
+	)
+	go func() {
+		for ev := range w.ResultChan() {
+			if cm, ok := ev.Object.(*corev1.ConfigMap); ok {
+				mu.Lock()
+				records = append(records, cm)
+				mu.Unlock()
+			}
+		}
+	}()
 	a.stop()
 	e.until("replica-b to take the Lease", time.Minute, func() (bool, error) { return e.holder() == "replica-b", nil })
 	e.intrude("edited while mesh.cue is broken")
@@ -1009,8 +1030,28 @@ func TestTakingOverOnABrokenRevision(t *testing.T) {
 		cm, err := e.configMap("linkerd", "linkerd-config")
 		return err == nil && cm.Data["values"] == orig.Data["values"], err
 	})
-	if st := e.status(); st.Revision != good || st.FailedRevision == "" {
-		t.Errorf("status: revision %q (want %q), failed revision %q", st.Revision, good, st.FailedRevision)
+	// Every record says so, from the takeover on: the applied revision
+	// and the one that does not render.
+	e.until("the status to record the applied and the failed revision", time.Minute, func() (bool, error) {
+		st := e.status()
+		return st.State == drift.StateFailing && st.Revision == good && st.FailedRevision != "", nil
+	})
+	last, err := e.cluster.Client.CoreV1().ConfigMaps(e.client.Namespace()).Get(e.ctx, plan.LoopRecordName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.until("the watch to deliver the last record", time.Minute, func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(records) > 0 && records[len(records)-1].ResourceVersion == last.ResourceVersion, nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, cm := range records {
+		var rec plan.LoopRecord
+		if err := json.Unmarshal([]byte(cm.Data[plan.LoopRecordKey]), &rec); err != nil || rec.Revision != good {
+			t.Errorf("a record during the takeover says revision %q (%v), want %q", rec.Revision, err, good)
+		}
 	}
 	if !strings.Contains(b.logs.String(), "keeping the applied revision") {
 		t.Error("replica-b did not say it keeps the applied revision")

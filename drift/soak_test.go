@@ -120,23 +120,26 @@ type soak struct {
 	stable []*unstructured.Unstructured
 	byID   map[string]*unstructured.Unstructured
 
-	mu          sync.Mutex
-	slots       [2]*loopSlot
-	revisions   []revision
-	edits       []*edit
-	busy        map[string]bool // objects with an edit not yet corrected
-	others      []otherField
-	scaled      map[string]scaled // Deployment ID → what /scale last set
-	coOwns      []coOwn
-	faults      []*fault
-	violations  []string
-	rss         []rssSample
-	rejected    int // edits the API server refused (immutable or invalid)
-	nextRev     int
-	churned     []int // rev-N services present in the current revision
-	weights     map[int]int
-	logs        []string // every loop process's log, killed or not
-	logOf       map[[2]int]string
+	mu         sync.Mutex
+	slots      [2]*loopSlot
+	revisions  []revision
+	edits      []*edit
+	busy       map[string]bool // objects with an edit not yet corrected
+	others     []otherField
+	scaled     map[string]scaled // Deployment ID → what /scale last set
+	coOwns     []coOwn
+	faults     []*fault
+	violations []string
+	rss        []rssSample
+	rejected   int // edits the API server refused (immutable or invalid)
+	nextRev    int
+	churned    []int // rev-N services present in the current revision
+	weights    map[int]int
+	logs       []string // every loop process's log, killed or not
+	logOf      map[[2]int]string
+	// serverVerbs is the API server's own count of requests by verb,
+	// summed over its restarts.
+	serverVerbs map[string]float64
 	coOwnFailed int
 	extras      map[string]bool
 	convergedIn time.Duration
@@ -396,6 +399,7 @@ func (s *soak) run() {
 	stopLoad()
 	wg.Wait()
 	s.converge()
+	s.countServer()
 	for i := range s.slots {
 		s.slots[i].r.stop()
 	}
@@ -506,6 +510,7 @@ func (s *soak) faultsRun() {
 		case "kill", "kill mid-apply":
 			s.kill(f, p.what == "kill mid-apply")
 		case "apiserver":
+			s.countServer() // its counters start again at zero
 			if err := s.cluster.RestartAPIServer(s.ctx); err != nil {
 				s.b.Fatal(err)
 			}
@@ -1244,6 +1249,32 @@ func (s *soak) converge() {
 	}
 }
 
+// countServer adds the API server's count of requests by verb (all
+// clients: the loops, the writers, the soak's checks) to serverVerbs.
+func (s *soak) countServer() {
+	raw, err := s.cluster.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(s.ctx)
+	if err != nil {
+		s.logf("reading the API server's metrics: %v", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serverVerbs == nil {
+		s.serverVerbs = map[string]float64{}
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `verb="`)
+		verb, _, _ := strings.Cut(rest, `"`)
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil && verb != "" {
+			s.serverVerbs[verb] += v
+		}
+	}
+}
+
 // duringFault reports whether [from, to] meets a fault's window: from its
 // injection to the first correction after it.
 func (s *soak) duringFault(from, to time.Time) bool {
@@ -1461,6 +1492,11 @@ func (s *soak) summary() string {
 		vs = append(vs, fmt.Sprintf("%s %d", v, verbs[v]))
 	}
 	p("- The loops' requests by verb (both processes, all generations, at their proxies): %s.", strings.Join(vs, ", "))
+	var sv []string
+	for _, v := range slices.Sorted(maps.Keys(s.serverVerbs)) {
+		sv = append(sv, fmt.Sprintf("%s %.0f", v, s.serverVerbs[v]))
+	}
+	p("- The API server's requests by verb (apiserver_request_total, every client, summed over its restarts): %s.", strings.Join(sv, ", "))
 	p("- The loops' logs, warnings and errors by message: %s.", s.logStats())
 	p("")
 	p("%s", s.rssReport())
