@@ -395,7 +395,7 @@ func (c *Client) applyObjects(ctx context.Context, stage string, in []*unstructu
 	for j, i := range at {
 		entries[i] = entryFor(rest[j], stage, Action(actions[object.UnstructuredToObjMetadata(rest[j])]))
 		if o.repaired[object.UnstructuredToObjMetadata(rest[j])] {
-			entries[i].Reason = "repaired: the server refused its apply as invalid (a list item's key edited out of band?); its rendered fields were written whole"
+			entries[i].Reason = "repaired: the server refused its apply as invalid, as after an edit of a list item's key; its rendered fields were written whole"
 		}
 		if live, ok := lookup(o.Live, rest[j]); ok && live != nil && entries[i].Action == Unchanged && meshctlFields(live, rest[j].GetAPIVersion()) == nil {
 			claim = append(claim, rest[j])

@@ -124,7 +124,8 @@ func (c *Client) takeOverCoOwned(ctx context.Context, objs []coOwned, dryRun boo
 }
 
 // TakenOver reports a managed-fields entry that apply's takeover turns
-// into meshctl's (kubectl's apply, client-side or server-side, and Helm).
+// into meshctl's (kubectl's apply, client-side or server-side, Helm,
+// and meshctl's own repairs).
 func TakenOver(mf metav1.ManagedFieldsEntry) bool {
 	for _, fm := range takeover.FieldManagers {
 		if mf.Operation != fm.OperationType || mf.Subresource != "" {

@@ -119,11 +119,11 @@ func (l *Loop) check(ctx context.Context, k Key) error {
 		return nil
 	}
 	l.m.latency.Observe(latency.Seconds())
+	attrs := []any{"object", k.ID(), "what", what, "latency", latency.Round(time.Millisecond).String()}
 	if note := entries[0].Reason; note != "" {
-		l.log.Info("drift corrected", "object", k.ID(), "what", what, "latency", latency.Round(time.Millisecond).String(), "note", note)
-	} else {
-		l.log.Info("drift corrected", "object", k.ID(), "what", what, "latency", latency.Round(time.Millisecond).String())
+		attrs = append(attrs, "note", note) // a repair
 	}
+	l.log.Info("drift corrected", attrs...)
 	l.event(corev1.EventTypeNormal, "Corrected", "%s was %s outside meshctl; re-applied in %s", k.ID(), what, latency.Round(time.Millisecond))
 	l.settled(ctx, k)
 	return nil
