@@ -1341,6 +1341,7 @@ func (s *soak) summary() string {
 	// Requests by verb, per loop slot, from the proxies.
 	var writes []loopWrite
 	verbs := map[string]int{}
+	refused := 0
 	for i := range s.slots {
 		s.mu.Unlock()
 		s.take(i)
@@ -1351,6 +1352,12 @@ func (s *soak) summary() string {
 				verb = r.Method
 			}
 			verbs[verb]++
+			if r.Class == "write" && r.Status >= 300 {
+				// Refused (a guarded patch whose object moved on, a
+				// conflict, the API server going away): no write.
+				refused++
+				continue
+			}
 			if r.Class == "write" {
 				id, res := s.objectOf(r.Path)
 				writes = append(writes, loopWrite{slot: i, at: r.At, method: r.Method, id: id, res: res})
@@ -1491,7 +1498,7 @@ func (s *soak) summary() string {
 	for _, v := range verbList {
 		vs = append(vs, fmt.Sprintf("%s %d", v, verbs[v]))
 	}
-	p("- The loops' requests by verb (both processes, all generations, at their proxies): %s.", strings.Join(vs, ", "))
+	p("- The loops' requests by verb (both processes, all generations, at their proxies): %s. Of the writes, %d were refused (the guard of a takeover or repair whose object had moved on, or the API server going away) and are not counted as writes above.", strings.Join(vs, ", "), refused)
 	var sv []string
 	for _, v := range slices.Sorted(maps.Keys(s.serverVerbs)) {
 		sv = append(sv, fmt.Sprintf("%s %.0f", v, s.serverVerbs[v]))

@@ -29,8 +29,12 @@ type Recorder struct {
 }
 
 func (rec *Recorder) record(r *http.Request) {
+	rec.add(Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()})
+}
+
+func (rec *Recorder) add(req Request) {
 	rec.mu.Lock()
-	rec.reqs = append(rec.reqs, Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()})
+	rec.reqs = append(rec.reqs, req)
 	rec.mu.Unlock()
 }
 
@@ -74,6 +78,30 @@ type Request struct {
 	Method, Path string
 	// At is when it was sent.
 	At time.Time
+	// Status is the server's answer, for a request a proxy forwarded
+	// (not a watch); 0 when unknown.
+	Status int
+}
+
+// statusWriter remembers the status a response was written with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap is the writer below, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes on to the writer below, so that streams keep streaming.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // Collection is the path of the request's collection with any namespace
@@ -133,8 +161,18 @@ func (c *Cluster) StartProxy(t testing.TB, opts ...ProxyOption) *Proxy {
 		for _, o := range opts {
 			o(r)
 		}
-		p.record(r)
-		forward.ServeHTTP(w, r)
+		// A watch is recorded when it starts; any other request when the
+		// server has answered, with its status.
+		req := Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()}
+		if req.Class == "watch" {
+			p.add(req)
+			forward.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		forward.ServeHTTP(sw, r)
+		req.Status = sw.status
+		p.add(req)
 	}))
 	t.Cleanup(srv.Close)
 
