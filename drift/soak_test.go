@@ -149,7 +149,6 @@ type loopSlot struct {
 	name  string
 	proxy *testcluster.Proxy
 	r     *reconciler
-	since time.Time
 	gen   int
 	// taken is what was taken from the proxy's record so far.
 	taken []testcluster.Request
@@ -453,7 +452,7 @@ func (s *soak) startLoop(i int) {
 	r := startReconciler(s.b, s.bin, sl.proxy.Kubeconfig, s.mesh, "--leader-elect", "--interval=1m",
 		fmt.Sprintf("--identity=%s-%d", sl.name, gen))
 	s.mu.Lock()
-	sl.r, sl.gen, sl.since = r, gen, time.Now()
+	sl.r, sl.gen = r, gen
 	s.logs = append(s.logs, r.logf)
 	if s.logOf == nil {
 		s.logOf = map[[2]int]string{}
@@ -1296,34 +1295,34 @@ type loopWrite struct {
 	at     time.Time
 	method string
 	id     string // Kind/ns/name, or "" for what no render holds
-	res    string
 }
 
-// objectOf maps a request path to the ID of the object it writes.
-func (s *soak) objectOf(path string) (id, res string) {
+// objectOf maps a request path to the ID of the object it writes, or ""
+// for what no render holds (Events, the Lease).
+func (s *soak) objectOf(path string) string {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if len(parts) < 3 {
-		return "", ""
+		return ""
 	}
 	rest := parts[2:]
 	if parts[0] == "apis" {
 		rest = parts[3:]
 	}
 	ns := ""
-	if len(rest) >= 2 && rest[0] == "namespaces" && len(rest) > 2 {
+	if len(rest) > 2 && rest[0] == "namespaces" {
 		ns, rest = rest[1], rest[2:]
 	}
 	if len(rest) < 2 {
-		return "", ""
+		return ""
 	}
 	kind, ok := s.kinds[rest[0]]
 	if !ok {
-		return "", rest[0]
+		return ""
 	}
 	if ns == "" {
-		return kind + "/" + rest[1], rest[0]
+		return kind + "/" + rest[1]
 	}
-	return kind + "/" + ns + "/" + rest[1], rest[0]
+	return kind + "/" + ns + "/" + rest[1]
 }
 
 // summary checks what the records show and writes the report.
@@ -1359,8 +1358,8 @@ func (s *soak) summary() string {
 				continue
 			}
 			if r.Class == "write" {
-				id, res := s.objectOf(r.Path)
-				writes = append(writes, loopWrite{slot: i, at: r.At, method: r.Method, id: id, res: res})
+				id := s.objectOf(r.Path)
+				writes = append(writes, loopWrite{slot: i, at: r.At, method: r.Method, id: id})
 			}
 		}
 	}
@@ -1626,4 +1625,23 @@ func firstResync(logf string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// TestSoakObjectOf: the soak names the object a loop's write is for from
+// its path, as the inventory names it.
+func TestSoakObjectOf(t *testing.T) {
+	s := &soak{kinds: map[string]string{"httproutes": "HTTPRoute", "clusterroles": "ClusterRole", "configmaps": "ConfigMap"}}
+	for path, want := range map[string]string{
+		"/apis/policy.linkerd.io/v1beta3/namespaces/soak-1/httproutes/svc-7.get-items": "HTTPRoute/soak-1/svc-7.get-items",
+		"/apis/rbac.authorization.k8s.io/v1/clusterroles/linkerd-destination":          "ClusterRole/linkerd-destination",
+		"/api/v1/namespaces/linkerd/configmaps/linkerd-config":                         "ConfigMap/linkerd/linkerd-config",
+		"/api/v1/namespaces/meshctl/events":                                            "",
+		"/apis/coordination.k8s.io/v1/namespaces/meshctl/leases/meshctl-reconciler":    "",
+		"/apis/policy.linkerd.io/v1beta3":                                              "",
+		"/api":                                                                         "",
+	} {
+		if got := s.objectOf(path); got != want {
+			t.Errorf("objectOf(%s) = %q, want %q", path, got, want)
+		}
+	}
 }
