@@ -584,6 +584,11 @@ func (c *Client) dryRunAll(ctx context.Context, stage string, objs []*unstructur
 					entries[i].Reason = reason
 					return nil
 				}
+				if _, _, reason, ok := c.repairPreview(gctx, u, err); ok {
+					entries[i] = entryFor(u, stage, Configured)
+					entries[i].Reason = reason
+					return nil
+				}
 				return explain(stage, err, o.Force)
 			}
 			entries[i] = entryFor(u, stage, Action(cse.Action))

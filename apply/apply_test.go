@@ -872,6 +872,13 @@ func TestEditedListKeyIsRepaired(t *testing.T) {
 			t.Errorf("diff of web: %s (%s)\n%s", d.Action, d.Reason, d.Diff)
 		}
 	}
+	// apply --dry-run (and the loop's detect mode) says the same.
+	dry := e.apply(s, apply.Options{DryRun: true})
+	for _, x := range dry.Entries {
+		if x.Name == "web" && (x.Action != apply.Configured || !strings.HasPrefix(x.Reason, "apply will repair it")) {
+			t.Errorf("apply --dry-run of web: %s", x)
+		}
+	}
 	res := e.apply(s, apply.Options{})
 	var en apply.Entry
 	for _, x := range res.Entries {

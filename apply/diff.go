@@ -179,14 +179,10 @@ func (c *Client) diffOne(ctx context.Context, stage string, u *unstructured.Unst
 			d.setTexts(nil, u.Object)
 			return d, nil
 		}
-		if refusedAsInvalid(err, []*unstructured.Unstructured{u}) != nil {
-			// What apply would do: repair it (repair.go).
-			if before, after, rerr := c.repairAs(ctx, u, true); rerr == nil {
-				d.Action = Configured
-				d.Reason = "apply will repair it: the server refuses its apply as invalid (" + invalidCauses(err) + ")"
-				d.setTexts(before.Object, after.Object)
-				return d, nil
-			}
+		if before, after, reason, ok := c.repairPreview(ctx, u, err); ok {
+			d.Action, d.Reason = Configured, reason
+			d.setTexts(before.Object, after.Object)
+			return d, nil
 		}
 		return d, explain(stage, err, o.Force)
 	}

@@ -655,6 +655,11 @@ func (c *Client) Drifted(ctx context.Context, set Set, live LiveObjects) ([]Drif
 			case !ok || l == nil:
 				out = append(out, Drift{ID: ID(u), Reason: "missing"})
 			default:
+				// An object whose only difference is a co-owner apply
+				// takes over is in sync, as Apply and Diff report it.
+				if at, _ := crds.coOwners(u, l); len(at) > 0 {
+					continue
+				}
 				if why := crds.NotInSync(u, l); why != "" {
 					out = append(out, Drift{ID: ID(u), Reason: why})
 				}

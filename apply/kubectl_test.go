@@ -126,6 +126,20 @@ func TestCoOwnersCostOneWrite(t *testing.T) {
 	}
 	before := rvOther()
 
+	// The check's comparison agrees with diff and apply: co-owned by
+	// kubectl is in sync; an entry that owns more is not.
+	drifted, err := c.Drifted(e.ctx, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range drifted {
+		ids = append(ids, d.ID)
+	}
+	if !slices.Equal(ids, []string{"ConfigMap/" + e.ns + "/more"}) {
+		t.Errorf("drifted: %v, want only the ConfigMap kubectl owns more of", drifted)
+	}
+
 	rec.Take()
 	d, err := c.Diff(e.ctx, s, apply.DiffOptions{})
 	if err != nil {

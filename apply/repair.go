@@ -87,6 +87,22 @@ func (c *Client) repair(ctx context.Context, u *unstructured.Unstructured) error
 	return err
 }
 
+// repairPreview says what apply would do about an object whose dry-run
+// failed with err: when the server refused it as invalid and a repair
+// would take, the live object, what the repair makes of it, and the
+// reason to show. Diff, apply --dry-run and the loop's detect mode say so
+// instead of failing.
+func (c *Client) repairPreview(ctx context.Context, u *unstructured.Unstructured, err error) (before, after *unstructured.Unstructured, reason string, ok bool) {
+	if refusedAsInvalid(err, []*unstructured.Unstructured{u}) == nil {
+		return nil, nil, "", false
+	}
+	before, after, rerr := c.repairAs(ctx, u, true)
+	if rerr != nil {
+		return nil, nil, "", false
+	}
+	return before, after, "apply will repair it: the server refuses its apply as invalid (" + invalidCauses(err) + ")", true
+}
+
 // repairAs is repair, or its dry-run: it returns the live object it read
 // and what the patch made of it.
 func (c *Client) repairAs(ctx context.Context, u *unstructured.Unstructured, dryRun bool) (before, after *unstructured.Unstructured, err error) {
