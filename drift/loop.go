@@ -388,6 +388,14 @@ func (l *Loop) lead(ctx context.Context) error {
 	defer l.queue.ShutDown()
 
 	for !l.refresh(ctx, true) {
+		if l.installed() {
+			// The render is installed and watched, but its apply failed
+			// (an object the server refuses, say): the objects it holds
+			// are kept one by one from now on, and the apply is tried
+			// again at each poll. Ready waits for an apply to succeed.
+			l.log.Info("correcting drift object by object until the apply succeeds")
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -395,7 +403,6 @@ func (l *Loop) lead(ctx context.Context) error {
 		}
 		l.h.alive()
 	}
-	l.h.ready.Store(true)
 	var wg sync.WaitGroup
 	for range l.o.Workers {
 		wg.Go(func() {
@@ -460,6 +467,14 @@ func (l *Loop) lead(ctx context.Context) error {
 			l.reconcile(ctx, "rotation")
 		}
 	}
+}
+
+// installed reports whether this term has a render to correct drift
+// towards, whether or not its apply succeeded.
+func (l *Loop) installed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.desired != nil
 }
 
 // dueAt is when a certificate meshctl rotates falls due, by what the last

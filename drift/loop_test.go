@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -1055,5 +1056,107 @@ func TestTakingOverOnABrokenRevision(t *testing.T) {
 	}
 	if !strings.Contains(b.logs.String(), "keeping the applied revision") {
 		t.Error("replica-b did not say it keeps the applied revision")
+	}
+}
+
+// A term whose apply the server refuses (here one new HTTPRoute, which a
+// ValidatingAdmissionPolicy denies, as a policy engine or webhook would)
+// still keeps every other object of the render, one by one, while the
+// apply is tried again; once the refusal ends, the apply goes through.
+// Before, such a term corrected nothing until an apply succeeded.
+func TestATermWhoseApplyIsRefusedStillCorrects(t *testing.T) {
+	e := newEnv(t)
+	a := e.start(drift.Options{Interval: time.Hour})
+	e.inSync(3 * time.Minute)
+	a.stop()
+	orig, err := e.configMap("linkerd", "linkerd-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const refusal = "routes of authors are refused by this test"
+	adm := e.cluster.Client.AdmissionregistrationV1()
+	fail := admissionregistrationv1.Fail
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "refuse-authors"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"policy.linkerd.io"}, APIVersions: []string{"*"}, Resources: []string{"httproutes"}},
+					},
+				}},
+			},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "!object.metadata.name.startsWith('authors')",
+				Message:    refusal,
+			}},
+		},
+	}
+	if _, err := adm.ValidatingAdmissionPolicies().Create(e.ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "refuse-authors"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        "refuse-authors",
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(e.ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The API server loads policies in the background: a dry-run create
+	// says when the refusal is in force.
+	probe := `{"apiVersion":"policy.linkerd.io/v1beta3","kind":"HTTPRoute","metadata":{"name":"authors-probe","namespace":"booksapp"},"spec":{}}`
+	refused := func() (bool, error) {
+		raw, err := e.cluster.Client.Discovery().RESTClient().Post().
+			AbsPath("/apis/policy.linkerd.io/v1beta3/namespaces/booksapp/httproutes").Param("dryRun", "All").
+			SetHeader("Content-Type", "application/json").Body([]byte(probe)).DoRaw(e.ctx)
+		if err == nil || !strings.Contains(string(raw), refusal) {
+			return false, fmt.Errorf("the probe was not refused by the policy: %v: %s", err, raw)
+		}
+		return true, nil
+	}
+	e.until("the policy to refuse routes of authors", time.Minute, refused)
+
+	// A new term on a revision that adds authors: its apply is refused.
+	e.write(defaultMesh(t) + authors)
+	// Polls are an hour apart: only the term's first apply and its
+	// resyncs (every 20 s, from the end of the first) try the revision.
+	b := e.start(drift.Options{Interval: 20 * time.Second, Poll: time.Hour})
+	e.until("the record to say the apply is refused", 3*time.Minute, func() (bool, error) {
+		st := e.status()
+		return st != nil && st.State == drift.StateFailing && strings.Contains(st.LastError, refusal), nil
+	})
+	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d while no apply has succeeded, want 503", code)
+	}
+	// An edit of another object of the render is corrected all the same,
+	// by the drift worker, well before the first resync.
+	e.intrude("edited while the apply is refused")
+	e.until("the edit to be corrected", time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	})
+	if !strings.Contains(b.logs.String(), `msg="drift corrected" object=ConfigMap/linkerd/linkerd-config`) {
+		t.Errorf("the correction was not the drift worker's; log:\n%s", b.logs.String())
+	}
+	if _, ok := e.route("authors"); ok {
+		t.Fatal("the refused route exists")
+	}
+
+	// The refusal ends: the next resync applies the revision.
+	if err := adm.ValidatingAdmissionPolicyBindings().Delete(e.ctx, "refuse-authors", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.inSync(3 * time.Minute)
+	if _, ok := e.route("authors.get-authors"); !ok {
+		t.Error("the revision's routes were not applied once the refusal ended")
+	}
+	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d once the apply succeeded, want 200", code)
 	}
 }

@@ -54,6 +54,10 @@ then keep the cluster matching it until stopped (SIGTERM or Ctrl-C).
     the inventory), or everything, is refused as apply refuses it:
     recorded as failing, and retried, with nothing written. A reviewed
     removal raises prune.maxDeletions in the same commit.
+  - An apply that fails (an object a policy engine or a webhook refuses)
+    is recorded and tried again at every poll. Meanwhile drift of the
+    render's objects is still corrected one object at a time, from a
+    term's first apply on; what the apply did not reach waits for it.
   - A panic (a bug in meshctl) in a render, an apply or a correction is
     recovered: its stack goes to the log, meshctl_errors_total{where=
     "panic"} counts it, the status and an Event record it, and the loop
