@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1512,7 +1513,7 @@ func (s *soak) summary() string {
 // logStats counts the warnings and errors in every loop process's log by
 // message; a recovered panic is a violation.
 func (s *soak) logStats() string {
-	n := map[string]int{}
+	n, first := map[string]int{}, map[string]string{}
 	for _, logf := range s.logs {
 		f, err := os.Open(logf)
 		if err != nil {
@@ -1522,12 +1523,17 @@ func (s *soak) logStats() string {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var line struct {
-				Level, Msg string
+				Level, Msg, Error string
 			}
 			if json.Unmarshal(sc.Bytes(), &line) != nil || line.Level != "WARN" && line.Level != "ERROR" {
 				continue
 			}
-			n[line.Level+" "+line.Msg]++
+			// Messages that differ only in a revision are one message.
+			m := line.Level + " " + revisionID.ReplaceAllString(line.Msg, "sha256:…")
+			n[m]++
+			if _, ok := first[m]; !ok && line.Error != "" {
+				first[m] = abbreviated(revisionID.ReplaceAllString(line.Error, "sha256:…"), 200)
+			}
 			if strings.Contains(line.Msg, "panic") {
 				s.violations = append(s.violations, fmt.Sprintf("%s: %s", logf, sc.Text()))
 			}
@@ -1539,10 +1545,25 @@ func (s *soak) logStats() string {
 	}
 	var out []string
 	for m, k := range n {
-		out = append(out, fmt.Sprintf("%q ×%d", m, k))
+		entry := fmt.Sprintf("%q ×%d", m, k)
+		if e := first[m]; e != "" {
+			entry += fmt.Sprintf(" (the first: %q)", e)
+		}
+		out = append(out, entry)
 	}
 	slices.Sort(out)
 	return strings.Join(out, ", ")
+}
+
+// revisionID is a revision in a log message.
+var revisionID = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+
+// abbreviated is s cut to at most n bytes, marked when cut.
+func abbreviated(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func cpus() int {
@@ -1643,5 +1664,32 @@ func TestSoakObjectOf(t *testing.T) {
 		if got := s.objectOf(path); got != want {
 			t.Errorf("objectOf(%s) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+// TestSoakLogStats: the summary groups warnings and errors by message,
+// a revision's hash aside, with the first error of each, and counts a
+// panic as a violation.
+func TestSoakLogStats(t *testing.T) {
+	rev := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	lines := []string{
+		`{"level":"INFO","msg":"applied"}`,
+		`{"level":"ERROR","msg":"applying revision ` + rev("a") + `","error":"Patch \"https://127.0.0.1/x\": connection refused"}`,
+		`{"level":"ERROR","msg":"applying revision ` + rev("b") + `","error":"later"}`,
+		`{"level":"WARN","msg":"recording status"}`,
+		`{"level":"ERROR","msg":"panic in correct"}`,
+	}
+	logf := filepath.Join(t.TempDir(), "loop.log")
+	if err := os.WriteFile(logf, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &soak{logs: []string{logf}}
+	got := s.logStats()
+	want := `"ERROR applying revision sha256:…" ×2 (the first: "Patch \"https://127.0.0.1/x\": connection refused"), "ERROR panic in correct" ×1, "WARN recording status" ×1`
+	if got != want {
+		t.Errorf("logStats:\n got %s\nwant %s", got, want)
+	}
+	if len(s.violations) != 1 || !strings.Contains(s.violations[0], "panic in correct") {
+		t.Errorf("violations %q, want the panic", s.violations)
 	}
 }
