@@ -1074,7 +1074,54 @@ func TestATermWhoseApplyIsRefusedStillCorrects(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const refusal = "routes of authors are refused by this test"
+	lift := e.refuseAuthors()
+
+	// A new term on a revision that adds authors: its apply is refused.
+	e.write(defaultMesh(t) + authors)
+	// Polls are an hour apart: only the term's first apply and its
+	// resyncs (every 20 s, from the end of the first) try the revision.
+	b := e.start(drift.Options{Interval: 20 * time.Second, Poll: time.Hour})
+	e.until("the record to say the apply is refused", 3*time.Minute, func() (bool, error) {
+		st := e.status()
+		return st != nil && st.State == drift.StateFailing && strings.Contains(st.LastError, refusal), nil
+	})
+	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d while no apply has succeeded, want 503", code)
+	}
+	// An edit of another object of the render is corrected all the same,
+	// by the drift worker, well before the first resync.
+	e.intrude("edited while the apply is refused")
+	e.until("the edit to be corrected", time.Minute, func() (bool, error) {
+		cm, err := e.configMap("linkerd", "linkerd-config")
+		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	})
+	if !strings.Contains(b.logs.String(), `msg="drift corrected" object=ConfigMap/linkerd/linkerd-config`) {
+		t.Errorf("the correction was not the drift worker's; log:\n%s", b.logs.String())
+	}
+	if _, ok := e.route("authors"); ok {
+		t.Fatal("the refused route exists")
+	}
+
+	// The refusal ends: the next resync applies the revision.
+	lift()
+	e.inSync(3 * time.Minute)
+	if _, ok := e.route("authors.get-authors"); !ok {
+		t.Error("the revision's routes were not applied once the refusal ended")
+	}
+	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d once the apply succeeded, want 200", code)
+	}
+}
+
+// refusal is what refuseAuthors's policy answers.
+const refusal = "routes of authors are refused by this test"
+
+// refuseAuthors makes the API server refuse every write of an HTTPRoute
+// of authors, as a policy engine or a webhook would, with a
+// ValidatingAdmissionPolicy; lift removes its binding.
+func (e *env) refuseAuthors() (lift func()) {
+	e.t.Helper()
+	t := e.t
 	adm := e.cluster.Client.AdmissionregistrationV1()
 	fail := admissionregistrationv1.Fail
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
@@ -1121,42 +1168,44 @@ func TestATermWhoseApplyIsRefusedStillCorrects(t *testing.T) {
 		return true, nil
 	}
 	e.until("the policy to refuse routes of authors", time.Minute, refused)
+	return func() {
+		t.Helper()
+		if err := adm.ValidatingAdmissionPolicyBindings().Delete(e.ctx, "refuse-authors", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
-	// A new term on a revision that adds authors: its apply is refused.
+// A revision whose apply failed is tried again at every poll, also while
+// the source's newest revision does not render: before, the broken file
+// stopped the retries until the next resync.
+func TestAFailedApplyIsRetriedWhileTheSourceIsBroken(t *testing.T) {
+	e := newEnv(t)
+	a := e.start(drift.Options{Interval: time.Hour})
+	e.inSync(3 * time.Minute)
+	a.stop()
+	lift := e.refuseAuthors()
 	e.write(defaultMesh(t) + authors)
-	// Polls are an hour apart: only the term's first apply and its
-	// resyncs (every 20 s, from the end of the first) try the revision.
-	b := e.start(drift.Options{Interval: 20 * time.Second, Poll: time.Hour})
+	// Resyncs are an hour apart: only the polls retry.
+	r := e.start(drift.Options{Interval: time.Hour})
 	e.until("the record to say the apply is refused", 3*time.Minute, func() (bool, error) {
 		st := e.status()
 		return st != nil && st.State == drift.StateFailing && strings.Contains(st.LastError, refusal), nil
 	})
-	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz = %d while no apply has succeeded, want 503", code)
-	}
-	// An edit of another object of the render is corrected all the same,
-	// by the drift worker, well before the first resync.
-	e.intrude("edited while the apply is refused")
-	e.until("the edit to be corrected", time.Minute, func() (bool, error) {
-		cm, err := e.configMap("linkerd", "linkerd-config")
-		return err == nil && cm.Data["values"] == orig.Data["values"], err
+	e.write(defaultMesh(t) + authors + "\ncontrolPlane: {\n")
+	e.until("the record to name the broken revision", time.Minute, func() (bool, error) {
+		return e.status().FailedRevision != "", nil
 	})
-	if !strings.Contains(b.logs.String(), `msg="drift corrected" object=ConfigMap/linkerd/linkerd-config`) {
-		t.Errorf("the correction was not the drift worker's; log:\n%s", b.logs.String())
+	lift()
+	e.until("the kept revision to be applied", 3*time.Minute, func() (bool, error) {
+		_, ok := e.route("authors.get-authors")
+		return ok, nil
+	})
+	st := e.status()
+	if st.State != drift.StateFailing || st.FailedRevision == "" || st.LastApplyTime == nil {
+		t.Errorf("after the retry, the record is %+v: want the kept revision applied and the broken one still named", st)
 	}
-	if _, ok := e.route("authors"); ok {
-		t.Fatal("the refused route exists")
-	}
-
-	// The refusal ends: the next resync applies the revision.
-	if err := adm.ValidatingAdmissionPolicyBindings().Delete(e.ctx, "refuse-authors", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.inSync(3 * time.Minute)
-	if _, ok := e.route("authors.get-authors"); !ok {
-		t.Error("the revision's routes were not applied once the refusal ended")
-	}
-	if code := get(t, "http://"+b.loop.HealthAddr+"/readyz"); code != http.StatusOK {
-		t.Errorf("/readyz = %d once the apply succeeded, want 200", code)
+	if !strings.Contains(r.logs.String(), `msg=applied trigger=retry`) {
+		t.Errorf("no retry applied the kept revision; log:\n%s", r.logs.String())
 	}
 }

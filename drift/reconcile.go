@@ -41,6 +41,11 @@ func (l *Loop) refresh(ctx context.Context, first bool) bool {
 	st := l.st
 	l.mu.Unlock()
 	if failedAgain {
+		if l.revision != "" && l.unapplied.Load() {
+			// The source is still broken, and the revision kept from
+			// before failed its last apply: try that one again.
+			return l.reconcile(ctx, "retry")
+		}
 		return l.revision != ""
 	}
 	if applied && l.unapplied.Load() {
