@@ -133,10 +133,14 @@ type Loop struct {
 	crds     *apply.CRDSchemas // of desired
 	revision string
 	failed   string // a revision that did not render
-	seen     map[Key]time.Time
-	drifted  map[Key]bool
-	st       Status
-	written  string
+	// failure is what the status said when failed did not render: said
+	// again when an apply of the kept revision succeeds meanwhile.
+	failure     string
+	failureTime *metav1.Time
+	seen        map[Key]time.Time
+	drifted     map[Key]bool
+	st          Status
+	written     string
 	// What the last apply reported, to say again only what changed; and
 	// when a certificate falls due next.
 	notes, warnings []string

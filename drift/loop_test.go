@@ -1199,11 +1199,11 @@ func TestAFailedApplyIsRetriedWhileTheSourceIsBroken(t *testing.T) {
 	lift()
 	e.until("the kept revision to be applied", 3*time.Minute, func() (bool, error) {
 		_, ok := e.route("authors.get-authors")
-		return ok, nil
+		return ok && e.status().LastApplyTime != nil, nil
 	})
 	st := e.status()
-	if st.State != drift.StateFailing || st.FailedRevision == "" || st.LastApplyTime == nil {
-		t.Errorf("after the retry, the record is %+v: want the kept revision applied and the broken one still named", st)
+	if st.State != drift.StateFailing || st.FailedRevision == "" || st.Revision == "" || !strings.Contains(st.LastError, "does not render") {
+		t.Errorf("after the retry, the record is %+v: want the kept revision applied, and the broken one still named as the error", st)
 	}
 	if !strings.Contains(r.logs.String(), `msg=applied trigger=retry`) {
 		t.Errorf("no retry applied the kept revision; log:\n%s", r.logs.String())

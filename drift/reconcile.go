@@ -205,7 +205,11 @@ func (l *Loop) reconcile(ctx context.Context, trigger string) bool {
 	st.Revision = revision
 	if l.failed == "" {
 		st.LastError, st.LastErrorTime, st.FailedRevision = "", nil, ""
-	} // else the source's newest revision does not render, which stays said
+	} else {
+		// The source's newest revision does not render, which stays
+		// said; an apply's failure before this one is over.
+		st.LastError, st.LastErrorTime = l.failure, l.failureTime
+	}
 	st.Objects = ca.Set.Count()
 	l.mu.Unlock()
 	sort.Strings(changed)

@@ -28,6 +28,7 @@ func (l *Loop) fail(ctx context.Context, reason, doing string, err error, revisi
 	st.LastError, st.LastErrorTime = doing+": "+msg, &now
 	if revision != "" {
 		st.FailedRevision = revision
+		l.failure, l.failureTime = st.LastError, st.LastErrorTime
 	}
 	l.mu.Unlock()
 	l.record(ctx, st)
