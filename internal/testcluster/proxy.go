@@ -29,7 +29,12 @@ type Recorder struct {
 }
 
 func (rec *Recorder) record(r *http.Request) {
-	rec.add(Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()})
+	rec.add(requestOf(r))
+}
+
+// requestOf is r as recorded when it is sent.
+func requestOf(r *http.Request) Request {
+	return Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()}
 }
 
 func (rec *Recorder) add(req Request) {
@@ -163,7 +168,7 @@ func (c *Cluster) StartProxy(t testing.TB, opts ...ProxyOption) *Proxy {
 		}
 		// A watch is recorded when it starts; any other request when the
 		// server has answered, with its status.
-		req := Request{Class: Classify(r), Method: r.Method, Path: r.URL.Path, At: time.Now()}
+		req := requestOf(r)
 		if req.Class == "watch" {
 			p.add(req)
 			forward.ServeHTTP(w, r)
